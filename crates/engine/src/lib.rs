@@ -1,0 +1,5 @@
+//! The engine: configuration, the job worker pool, the retry policy, the scheduler, and (with
+//! later issues) mapping rules, flows, reconciliation and the identity map. It drives the store
+//! and the connectors; it does not know about HTTP servers (no axum here).
+
+pub mod config;

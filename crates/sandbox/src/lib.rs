@@ -1,0 +1,3 @@
+//! Faithful simulators of DingTalk and Kingdee, with fault injection and an admin API.
+//! Written from `shared/protocols/`, never from the clients: it must not import `dingtalk` or
+//! `kingdee`, so a bug in a client cannot hide behind the same bug in its simulator.
