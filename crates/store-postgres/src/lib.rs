@@ -1,1 +1,815 @@
-//! store-postgres (being written)
+//! The PostgreSQL store: for several nodes sharing one database. Claims take rows with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent workers on any number of processes never wait on
+//! each other's jobs and never get the same one. Queries are checked at compile time against
+//! `migrations/` (offline data in `.sqlx/`).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use store::rows::{
+    AuditRow, DeliveryRow, EventRow, IdentityRow, JobRow, ScheduleRow, TransferRow, convert,
+    json_text, page_limit,
+};
+use store::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A [`Store`] on one PostgreSQL database (the schema of the connection's `search_path`).
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            StoreError::Unreachable(e.to_string())
+        }
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+impl PostgresStore {
+    /// Connect to `url` (`postgres://user@host:port/db`). `options` (e.g. `-c search_path=x`)
+    /// lets tests put each store in a schema of its own.
+    pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unreachable(format!("bad PostgreSQL URL `{url}`: {e}")))?;
+        Self::open_with(options, max_connections).await
+    }
+
+    /// Connect with prepared options.
+    pub async fn open_with(options: PgConnectOptions, max_connections: u32) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unreachable(format!("cannot connect to PostgreSQL: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(db)
+    }
+
+    /// Why a conditional update on a job matched nothing.
+    async fn job_state_error(&self, id: JobId, wanted: &str) -> StoreError {
+        match self.get_job(id).await {
+            Ok(Some(job)) => {
+                StoreError::InvalidState(format!("job {id} is {}, it must be {wanted}", job.status))
+            }
+            Ok(None) => StoreError::NotFound(format!("job {id}")),
+            Err(e) => e,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    async fn migration_status(&self) -> StoreResult<MigrationStatus> {
+        let embedded = MIGRATOR.iter().map(|m| m.version).collect();
+        // The migrations table does not exist before the first `migrate`: nothing applied.
+        let applied: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
+        Ok(MigrationStatus { embedded, applied })
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Unreachable(e.to_string()))
+    }
+
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
+        Ok(Box::new(PostgresTx {
+            tx: self.write_tx().await?,
+        }))
+    }
+
+    async fn claim_jobs(&self, req: &ClaimRequest) -> StoreResult<Vec<Job>> {
+        let expires = req.now + req.lease_ms;
+        let rows = sqlx::query_as!(
+            JobRow,
+            r#"UPDATE jobs SET status = 'running', attempts = attempts + 1,
+                   lease_seq = lease_seq + 1, lease_owner = $1, lease_expires_at = $2, updated_at = $3
+               WHERE id IN (
+                   SELECT id FROM jobs
+                   WHERE status IN ('queued', 'retry') AND run_at <= $3
+                     AND (cardinality($4::text[]) = 0 OR queue = ANY($4))
+                   ORDER BY priority DESC, run_at, id
+                   LIMIT $5
+                   FOR UPDATE SKIP LOCKED)
+               RETURNING id, queue, kind, payload, flow, status, priority, attempts,
+                   max_attempts, run_at, idempotency_key, lease_owner, lease_expires_at,
+                   lease_seq, last_error, error_class, created_at, updated_at, finished_at"#,
+            req.worker,
+            expires,
+            req.now,
+            &req.queues,
+            req.limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut jobs: Vec<Job> = convert(rows)?;
+        // RETURNING gives no order: hand jobs out in claim order.
+        jobs.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
+        Ok(jobs)
+    }
+
+    async fn heartbeat(&self, lease: &LeaseRef, until: Millis, now: Millis) -> StoreResult<()> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET lease_expires_at = $1, updated_at = $2
+             WHERE id = $3 AND lease_seq = $4 AND status = 'running'",
+            until,
+            now,
+            lease.job_id.0,
+            lease.seq,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost(lease.job_id.0))
+        }
+    }
+
+    async fn fail_job(&self, lease: &LeaseRef, failure: &JobFailure) -> StoreResult<JobStatus> {
+        let status = if failure.retry_at.is_some() {
+            JobStatus::Retry
+        } else {
+            JobStatus::Dead
+        };
+        let status_text = status.as_str();
+        let finished = failure.retry_at.is_none().then_some(failure.now);
+        let class = failure.class.as_str();
+        let done = sqlx::query!(
+            "UPDATE jobs SET status = $1, run_at = COALESCE($2, run_at), last_error = $3,
+                 error_class = $4, lease_owner = NULL, lease_expires_at = NULL,
+                 updated_at = $5, finished_at = $6
+             WHERE id = $7 AND lease_seq = $8 AND status = 'running'",
+            status_text,
+            failure.retry_at,
+            failure.message,
+            class,
+            failure.now,
+            finished,
+            lease.job_id.0,
+            lease.seq,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(status)
+        } else {
+            Err(StoreError::LeaseLost(lease.job_id.0))
+        }
+    }
+
+    async fn release_job(&self, lease: &LeaseRef, now: Millis) -> StoreResult<()> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL,
+                 lease_expires_at = NULL, updated_at = $1
+             WHERE id = $2 AND lease_seq = $3 AND status = 'running'",
+            now,
+            lease.job_id.0,
+            lease.seq,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost(lease.job_id.0))
+        }
+    }
+
+    async fn reap_expired_leases(&self, now: Millis) -> StoreResult<ReapReport> {
+        let mut tx = self.write_tx().await?;
+        let dead = sqlx::query!(
+            "UPDATE jobs SET status = 'dead', error_class = 'retryable',
+                 last_error = 'lease expired on the last attempt (worker lost)',
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $1, finished_at = $2
+             WHERE status = 'running' AND lease_expires_at < $3 AND attempts >= max_attempts",
+            now,
+            now,
+            now,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        let retried = sqlx::query!(
+            "UPDATE jobs SET status = 'retry', run_at = $1, error_class = 'retryable',
+                 last_error = 'lease expired (worker lost)',
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+             WHERE status = 'running' AND lease_expires_at < $3",
+            now,
+            now,
+            now,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(ReapReport { retried, dead })
+    }
+
+    async fn replay_job(&self, id: JobId, now: Millis) -> StoreResult<()> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET status = 'queued', attempts = 0, run_at = $1, updated_at = $2,
+                 finished_at = NULL
+             WHERE id = $3 AND status = 'dead'",
+            now,
+            now,
+            id.0,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(self.job_state_error(id, "dead").await)
+        }
+    }
+
+    async fn discard_job(&self, id: JobId, now: Millis) -> StoreResult<()> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET status = 'discarded', updated_at = $1, finished_at = $2
+             WHERE id = $3 AND status = 'dead'",
+            now,
+            now,
+            id.0,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(self.job_state_error(id, "dead").await)
+        }
+    }
+
+    async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
+        let row = sqlx::query_as!(
+            JobRow,
+            r#"SELECT id, queue, kind, payload, flow, status, priority, attempts,
+                   max_attempts, run_at, idempotency_key, lease_owner, lease_expires_at,
+                   lease_seq, last_error, error_class, created_at, updated_at, finished_at
+               FROM jobs WHERE id = $1"#,
+            id.0,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(Job::try_from).transpose()
+    }
+
+    async fn list_jobs(&self, f: &JobFilter) -> StoreResult<Vec<Job>> {
+        let status = f.status.map(JobStatus::as_str);
+        let limit = page_limit(f.limit);
+        let rows = sqlx::query_as!(
+            JobRow,
+            r#"SELECT id, queue, kind, payload, flow, status, priority, attempts,
+                   max_attempts, run_at, idempotency_key, lease_owner, lease_expires_at,
+                   lease_seq, last_error, error_class, created_at, updated_at, finished_at
+               FROM jobs
+               WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR queue = $2)
+                 AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR flow = $4)
+               ORDER BY id DESC LIMIT $5"#,
+            status,
+            f.queue,
+            f.kind,
+            f.flow,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
+    async fn queue_depths(&self) -> StoreResult<Vec<QueueDepth>> {
+        let rows = sqlx::query!(
+            r#"SELECT queue, status, COUNT(*) AS "count!" FROM jobs
+               GROUP BY queue, status ORDER BY queue, status"#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(QueueDepth {
+                    status: r.status.parse().map_err(StoreError::Corrupt)?,
+                    queue: r.queue,
+                    count: r.count,
+                })
+            })
+            .collect()
+    }
+
+    async fn upsert_schedule(&self, s: &ScheduleSpec) -> StoreResult<()> {
+        sqlx::query!(
+            "INSERT INTO schedules (name, cron, next_fire_at, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET
+                 next_fire_at = CASE WHEN schedules.cron = excluded.cron
+                                     THEN schedules.next_fire_at ELSE excluded.next_fire_at END,
+                 cron = excluded.cron, updated_at = excluded.updated_at",
+            s.name,
+            s.cron,
+            s.next_fire_at,
+            s.now,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn list_schedules(&self) -> StoreResult<Vec<Schedule>> {
+        let rows = sqlx::query_as!(
+            ScheduleRow,
+            "SELECT name, cron, next_fire_at, last_fired_at, updated_at
+             FROM schedules ORDER BY name"
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(Schedule::from).collect())
+    }
+
+    async fn fire_schedule(
+        &self,
+        name: &str,
+        due_at: Millis,
+        next_at: Millis,
+        job: &NewJob,
+    ) -> StoreResult<Option<Enqueued>> {
+        let mut tx = PostgresTx {
+            tx: self.write_tx().await?,
+        };
+        let won = sqlx::query!(
+            "UPDATE schedules SET next_fire_at = $1, last_fired_at = $2, updated_at = $3
+             WHERE name = $4 AND next_fire_at = $5",
+            next_at,
+            due_at,
+            job.now,
+            name,
+            due_at,
+        )
+        .execute(&mut *tx.tx)
+        .await
+        .map_err(db)?
+        .rows_affected()
+            == 1;
+        if !won {
+            return Ok(None);
+        }
+        let enqueued = tx.enqueue(job).await?;
+        Box::new(tx).commit().await?;
+        Ok(Some(enqueued))
+    }
+
+    async fn get_event(&self, connection: &str, event_id: &str) -> StoreResult<Option<Event>> {
+        let row = sqlx::query_as!(
+            EventRow,
+            r#"SELECT id, connection, event_id, event_type, payload, received_at,
+                   processed_at
+               FROM events WHERE connection = $1 AND event_id = $2"#,
+            connection,
+            event_id,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(Event::try_from).transpose()
+    }
+
+    async fn get_link(&self, flow: &str, source_key: &str) -> StoreResult<Option<Link>> {
+        sqlx::query_as!(
+            Link,
+            "SELECT flow, source_key, target_key, step, payload_hash, updated_at
+             FROM links WHERE flow = $1 AND source_key = $2",
+            flow,
+            source_key,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn list_transfers(&self, f: &TransferFilter) -> StoreResult<Vec<Transfer>> {
+        let limit = page_limit(f.limit);
+        let rows = sqlx::query_as!(
+            TransferRow,
+            r#"SELECT id, flow, source_key, target_key, job_id, attempt, request,
+                   response, outcome, error, started_at, duration_ms
+               FROM transfer_log
+               WHERE ($1::text IS NULL OR flow = $1) AND ($2::text IS NULL OR source_key = $2)
+               ORDER BY id DESC LIMIT $3"#,
+            f.flow,
+            f.source_key,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
+    async fn get_checkpoint(&self, flow: &str, name: &str) -> StoreResult<Option<Checkpoint>> {
+        sqlx::query_as!(
+            Checkpoint,
+            "SELECT flow, name, value, updated_at FROM checkpoints WHERE flow = $1 AND name = $2",
+            flow,
+            name,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn find_identity(&self, key: &IdentityKey) -> StoreResult<Option<Identity>> {
+        let (column, value) = identity_column(key);
+        let row = sqlx::query_as!(
+            IdentityRow,
+            r#"SELECT id, dingtalk_userid, unionid, kingdee_user, ehr_number, mobile,
+                   job_number, email, matched_by, updated_at
+               FROM identities
+               WHERE CASE $1::text WHEN 'dingtalk_userid' THEN dingtalk_userid
+                             WHEN 'unionid' THEN unionid
+                             WHEN 'kingdee_user' THEN kingdee_user
+                             WHEN 'ehr_number' THEN ehr_number
+                             WHEN 'mobile' THEN mobile
+                             WHEN 'job_number' THEN job_number END = $2
+               ORDER BY id LIMIT 1"#,
+            column,
+            value,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.map(Identity::from))
+    }
+
+    async fn list_deliveries(&self, endpoint: &str, limit: i64) -> StoreResult<Vec<Delivery>> {
+        let limit = page_limit(limit);
+        let rows = sqlx::query_as!(
+            DeliveryRow,
+            r#"SELECT id, endpoint, message_id, attempt, status_code, response, outcome,
+                   created_at, duration_ms
+               FROM deliveries WHERE endpoint = $1 ORDER BY id DESC LIMIT $2"#,
+            endpoint,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
+    async fn list_audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        let limit = page_limit(limit);
+        let rows = sqlx::query_as!(
+            AuditRow,
+            r#"SELECT id, actor, action, target, detail, at
+               FROM audit ORDER BY id DESC LIMIT $1"#,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
+    async fn list_connections(&self) -> StoreResult<Vec<ConnectionRecord>> {
+        sqlx::query_as!(
+            ConnectionRecord,
+            "SELECT name, kind, config_hash, updated_at FROM connections ORDER BY name"
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn list_flows(&self) -> StoreResult<Vec<FlowRecord>> {
+        sqlx::query_as!(
+            FlowRecord,
+            r#"SELECT name, recipe, enabled, config_hash, updated_at
+               FROM flows ORDER BY name"#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+}
+
+/// The identity column a key searches, and the value.
+fn identity_column(key: &IdentityKey) -> (&'static str, &str) {
+    match key {
+        IdentityKey::DingtalkUserId(v) => ("dingtalk_userid", v),
+        IdentityKey::UnionId(v) => ("unionid", v),
+        IdentityKey::KingdeeUser(v) => ("kingdee_user", v),
+        IdentityKey::EhrNumber(v) => ("ehr_number", v),
+        IdentityKey::Mobile(v) => ("mobile", v),
+        IdentityKey::JobNumber(v) => ("job_number", v),
+    }
+}
+
+/// A write transaction on PostgreSQL.
+pub struct PostgresTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+#[async_trait]
+impl StoreTx for PostgresTx {
+    async fn enqueue(&mut self, job: &NewJob) -> StoreResult<Enqueued> {
+        let payload = json_text(&job.payload);
+        let id = sqlx::query_scalar!(
+            r#"INSERT INTO jobs (queue, kind, payload, flow, status, priority, attempts,
+                   max_attempts, run_at, idempotency_key, lease_seq, created_at, updated_at)
+               VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $7, $8, 0, $9, $10)
+               ON CONFLICT (idempotency_key) DO NOTHING
+               RETURNING id"#,
+            job.queue,
+            job.kind,
+            payload,
+            job.flow,
+            i64::from(job.priority),
+            i64::from(job.max_attempts),
+            job.run_at,
+            job.idempotency_key,
+            job.now,
+            job.now,
+        )
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        if let Some(id) = id {
+            return Ok(Enqueued {
+                id: JobId(id),
+                created: true,
+            });
+        }
+        // The insert only does nothing on a key conflict: the key's job exists.
+        let existing = sqlx::query_scalar!(
+            r#"SELECT id FROM jobs WHERE idempotency_key = $1"#,
+            job.idempotency_key,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(Enqueued {
+            id: JobId(existing),
+            created: false,
+        })
+    }
+
+    async fn ack_job(&mut self, lease: &LeaseRef, now: Millis) -> StoreResult<()> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET status = 'done', lease_owner = NULL, lease_expires_at = NULL,
+                 updated_at = $1, finished_at = $2
+             WHERE id = $3 AND lease_seq = $4 AND status = 'running'",
+            now,
+            now,
+            lease.job_id.0,
+            lease.seq,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost(lease.job_id.0))
+        }
+    }
+
+    async fn insert_event(&mut self, e: &NewEvent) -> StoreResult<bool> {
+        let payload = json_text(&e.payload);
+        let done = sqlx::query!(
+            "INSERT INTO events (connection, event_id, event_type, payload, received_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (connection, event_id) DO NOTHING",
+            e.connection,
+            e.event_id,
+            e.event_type,
+            payload,
+            e.received_at,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn mark_event_processed(
+        &mut self,
+        connection: &str,
+        event_id: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        sqlx::query!(
+            "UPDATE events SET processed_at = $1 WHERE connection = $2 AND event_id = $3",
+            now,
+            connection,
+            event_id,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn upsert_link(&mut self, l: &Link) -> StoreResult<()> {
+        sqlx::query!(
+            "INSERT INTO links (flow, source_key, target_key, step, payload_hash, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (flow, source_key) DO UPDATE SET target_key = excluded.target_key,
+                 step = excluded.step, payload_hash = excluded.payload_hash,
+                 updated_at = excluded.updated_at",
+            l.flow,
+            l.source_key,
+            l.target_key,
+            l.step,
+            l.payload_hash,
+            l.updated_at,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn append_transfer(&mut self, t: &NewTransfer) -> StoreResult<i64> {
+        let request = t.request.as_ref().map(json_text);
+        let response = t.response.as_ref().map(json_text);
+        let job_id = t.job_id.map(|j| j.0);
+        sqlx::query_scalar!(
+            r#"INSERT INTO transfer_log (flow, source_key, target_key, job_id, attempt, request,
+                   response, outcome, error, started_at, duration_ms)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id"#,
+            t.flow,
+            t.source_key,
+            t.target_key,
+            job_id,
+            i64::from(t.attempt),
+            request,
+            response,
+            t.outcome,
+            t.error,
+            t.started_at,
+            t.duration_ms,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)
+    }
+
+    async fn put_checkpoint(&mut self, c: &Checkpoint) -> StoreResult<()> {
+        sqlx::query!(
+            "INSERT INTO checkpoints (flow, name, value, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (flow, name) DO UPDATE SET value = excluded.value,
+                 updated_at = excluded.updated_at",
+            c.flow,
+            c.name,
+            c.value,
+            c.updated_at,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn upsert_identity(&mut self, i: &NewIdentity) -> StoreResult<i64> {
+        sqlx::query_scalar!(
+            r#"INSERT INTO identities (dingtalk_userid, unionid, kingdee_user, ehr_number, mobile,
+                   job_number, email, matched_by, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+               ON CONFLICT (dingtalk_userid) DO UPDATE SET
+                   unionid = COALESCE(excluded.unionid, identities.unionid),
+                   kingdee_user = COALESCE(excluded.kingdee_user, identities.kingdee_user),
+                   ehr_number = COALESCE(excluded.ehr_number, identities.ehr_number),
+                   mobile = COALESCE(excluded.mobile, identities.mobile),
+                   job_number = COALESCE(excluded.job_number, identities.job_number),
+                   email = COALESCE(excluded.email, identities.email),
+                   matched_by = excluded.matched_by, updated_at = excluded.updated_at
+               RETURNING id"#,
+            i.dingtalk_userid,
+            i.unionid,
+            i.kingdee_user,
+            i.ehr_number,
+            i.mobile,
+            i.job_number,
+            i.email,
+            i.matched_by,
+            i.now,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)
+    }
+
+    async fn record_delivery(&mut self, d: &NewDelivery) -> StoreResult<i64> {
+        sqlx::query_scalar!(
+            r#"INSERT INTO deliveries (endpoint, message_id, attempt, status_code, response,
+                   outcome, created_at, duration_ms)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"#,
+            d.endpoint,
+            d.message_id,
+            i64::from(d.attempt),
+            d.status_code.map(i64::from),
+            d.response,
+            d.outcome,
+            d.created_at,
+            d.duration_ms,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)
+    }
+
+    async fn append_audit(&mut self, a: &NewAudit) -> StoreResult<i64> {
+        let detail = json_text(&a.detail);
+        sqlx::query_scalar!(
+            r#"INSERT INTO audit (actor, action, target, detail, at)
+               VALUES ($1, $2, $3, $4, $5) RETURNING id"#,
+            a.actor,
+            a.action,
+            a.target,
+            detail,
+            a.at,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)
+    }
+
+    async fn upsert_connection(&mut self, c: &ConnectionRecord) -> StoreResult<()> {
+        sqlx::query!(
+            "INSERT INTO connections (name, kind, config_hash, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET kind = excluded.kind,
+                 config_hash = excluded.config_hash, updated_at = excluded.updated_at",
+            c.name,
+            c.kind,
+            c.config_hash,
+            c.updated_at,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn upsert_flow(&mut self, f: &FlowRecord) -> StoreResult<()> {
+        sqlx::query!(
+            "INSERT INTO flows (name, recipe, enabled, config_hash, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET recipe = excluded.recipe,
+                 enabled = excluded.enabled, config_hash = excluded.config_hash,
+                 updated_at = excluded.updated_at",
+            f.name,
+            f.recipe,
+            f.enabled,
+            f.config_hash,
+            f.updated_at,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await.map_err(db)
+    }
+}

@@ -1,1 +1,821 @@
-//! store-sqlite (being written)
+//! The SQLite store: the embedded default. One file in WAL mode with a busy timeout; every
+//! write transaction takes the write lock up front (`BEGIN IMMEDIATE`) so two writers never
+//! deadlock upgrading a read lock, which also makes a claim atomic without `SKIP LOCKED`.
+//! Queries are checked at compile time against `migrations/` (offline data in `.sqlx/`).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use store::rows::{
+    AuditRow, DeliveryRow, EventRow, IdentityRow, JobRow, ScheduleRow, TransferRow, convert,
+    json_text, page_limit,
+};
+use store::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How long a writer waits for the lock before SQLite answers "busy".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`Store`] on one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            StoreError::Unreachable(e.to_string())
+        }
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if missing) the database at `url` (`sqlite://path` or `sqlite:path`).
+    pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unreachable(format!("bad SQLite URL `{url}`: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unreachable(format!("cannot open SQLite `{url}`: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+
+    /// Why a conditional update on a job matched nothing.
+    async fn job_state_error(&self, id: JobId, wanted: &str) -> StoreError {
+        match self.get_job(id).await {
+            Ok(Some(job)) => {
+                StoreError::InvalidState(format!("job {id} is {}, it must be {wanted}", job.status))
+            }
+            Ok(None) => StoreError::NotFound(format!("job {id}")),
+            Err(e) => e,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    async fn migration_status(&self) -> StoreResult<MigrationStatus> {
+        let embedded = MIGRATOR.iter().map(|m| m.version).collect();
+        // The migrations table does not exist before the first `migrate`: nothing applied.
+        let applied: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
+        Ok(MigrationStatus { embedded, applied })
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Unreachable(e.to_string()))
+    }
+
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
+        Ok(Box::new(SqliteTx {
+            tx: self.write_tx().await?,
+        }))
+    }
+
+    async fn claim_jobs(&self, req: &ClaimRequest) -> StoreResult<Vec<Job>> {
+        let queues = serde_json::Value::from(req.queues.clone()).to_string();
+        let expires = req.now + req.lease_ms;
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query_as!(
+            JobRow,
+            r#"UPDATE jobs SET status = 'running', attempts = attempts + 1,
+                   lease_seq = lease_seq + 1, lease_owner = ?, lease_expires_at = ?, updated_at = ?
+               WHERE id IN (
+                   SELECT id FROM jobs
+                   WHERE status IN ('queued', 'retry') AND run_at <= ?
+                     AND (? = '[]' OR queue IN (SELECT value FROM json_each(?)))
+                   ORDER BY priority DESC, run_at, id
+                   LIMIT ?)
+               RETURNING id AS "id!", queue, kind, payload, flow, status, priority, attempts,
+                   max_attempts, run_at, idempotency_key, lease_owner, lease_expires_at,
+                   lease_seq, last_error, error_class, created_at, updated_at, finished_at"#,
+            req.worker,
+            expires,
+            req.now,
+            req.now,
+            queues,
+            queues,
+            req.limit,
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let mut jobs: Vec<Job> = convert(rows)?;
+        // RETURNING gives no order: hand jobs out in claim order.
+        jobs.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
+        Ok(jobs)
+    }
+
+    async fn heartbeat(&self, lease: &LeaseRef, until: Millis, now: Millis) -> StoreResult<()> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET lease_expires_at = ?, updated_at = ?
+             WHERE id = ? AND lease_seq = ? AND status = 'running'",
+            until,
+            now,
+            lease.job_id.0,
+            lease.seq,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost(lease.job_id.0))
+        }
+    }
+
+    async fn fail_job(&self, lease: &LeaseRef, failure: &JobFailure) -> StoreResult<JobStatus> {
+        let status = if failure.retry_at.is_some() {
+            JobStatus::Retry
+        } else {
+            JobStatus::Dead
+        };
+        let status_text = status.as_str();
+        let finished = failure.retry_at.is_none().then_some(failure.now);
+        let class = failure.class.as_str();
+        let done = sqlx::query!(
+            "UPDATE jobs SET status = ?, run_at = COALESCE(?, run_at), last_error = ?,
+                 error_class = ?, lease_owner = NULL, lease_expires_at = NULL,
+                 updated_at = ?, finished_at = ?
+             WHERE id = ? AND lease_seq = ? AND status = 'running'",
+            status_text,
+            failure.retry_at,
+            failure.message,
+            class,
+            failure.now,
+            finished,
+            lease.job_id.0,
+            lease.seq,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(status)
+        } else {
+            Err(StoreError::LeaseLost(lease.job_id.0))
+        }
+    }
+
+    async fn release_job(&self, lease: &LeaseRef, now: Millis) -> StoreResult<()> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL,
+                 lease_expires_at = NULL, updated_at = ?
+             WHERE id = ? AND lease_seq = ? AND status = 'running'",
+            now,
+            lease.job_id.0,
+            lease.seq,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost(lease.job_id.0))
+        }
+    }
+
+    async fn reap_expired_leases(&self, now: Millis) -> StoreResult<ReapReport> {
+        let mut tx = self.write_tx().await?;
+        let dead = sqlx::query!(
+            "UPDATE jobs SET status = 'dead', error_class = 'retryable',
+                 last_error = 'lease expired on the last attempt (worker lost)',
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = ?, finished_at = ?
+             WHERE status = 'running' AND lease_expires_at < ? AND attempts >= max_attempts",
+            now,
+            now,
+            now,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        let retried = sqlx::query!(
+            "UPDATE jobs SET status = 'retry', run_at = ?, error_class = 'retryable',
+                 last_error = 'lease expired (worker lost)',
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
+             WHERE status = 'running' AND lease_expires_at < ?",
+            now,
+            now,
+            now,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(ReapReport { retried, dead })
+    }
+
+    async fn replay_job(&self, id: JobId, now: Millis) -> StoreResult<()> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET status = 'queued', attempts = 0, run_at = ?, updated_at = ?,
+                 finished_at = NULL
+             WHERE id = ? AND status = 'dead'",
+            now,
+            now,
+            id.0,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(self.job_state_error(id, "dead").await)
+        }
+    }
+
+    async fn discard_job(&self, id: JobId, now: Millis) -> StoreResult<()> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET status = 'discarded', updated_at = ?, finished_at = ?
+             WHERE id = ? AND status = 'dead'",
+            now,
+            now,
+            id.0,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(self.job_state_error(id, "dead").await)
+        }
+    }
+
+    async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
+        let row = sqlx::query_as!(
+            JobRow,
+            r#"SELECT id AS "id!", queue, kind, payload, flow, status, priority, attempts,
+                   max_attempts, run_at, idempotency_key, lease_owner, lease_expires_at,
+                   lease_seq, last_error, error_class, created_at, updated_at, finished_at
+               FROM jobs WHERE id = ?"#,
+            id.0,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(Job::try_from).transpose()
+    }
+
+    async fn list_jobs(&self, f: &JobFilter) -> StoreResult<Vec<Job>> {
+        let status = f.status.map(JobStatus::as_str);
+        let limit = page_limit(f.limit);
+        let rows = sqlx::query_as!(
+            JobRow,
+            r#"SELECT id AS "id!", queue, kind, payload, flow, status, priority, attempts,
+                   max_attempts, run_at, idempotency_key, lease_owner, lease_expires_at,
+                   lease_seq, last_error, error_class, created_at, updated_at, finished_at
+               FROM jobs
+               WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR queue = ?2)
+                 AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR flow = ?4)
+               ORDER BY id DESC LIMIT ?5"#,
+            status,
+            f.queue,
+            f.kind,
+            f.flow,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
+    async fn queue_depths(&self) -> StoreResult<Vec<QueueDepth>> {
+        let rows = sqlx::query!(
+            r#"SELECT queue, status, COUNT(*) AS "count!: i64" FROM jobs
+               GROUP BY queue, status ORDER BY queue, status"#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(QueueDepth {
+                    status: r.status.parse().map_err(StoreError::Corrupt)?,
+                    queue: r.queue,
+                    count: r.count,
+                })
+            })
+            .collect()
+    }
+
+    async fn upsert_schedule(&self, s: &ScheduleSpec) -> StoreResult<()> {
+        sqlx::query!(
+            "INSERT INTO schedules (name, cron, next_fire_at, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET
+                 next_fire_at = CASE WHEN schedules.cron = excluded.cron
+                                     THEN schedules.next_fire_at ELSE excluded.next_fire_at END,
+                 cron = excluded.cron, updated_at = excluded.updated_at",
+            s.name,
+            s.cron,
+            s.next_fire_at,
+            s.now,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn list_schedules(&self) -> StoreResult<Vec<Schedule>> {
+        let rows = sqlx::query_as!(
+            ScheduleRow,
+            "SELECT name, cron, next_fire_at, last_fired_at, updated_at
+             FROM schedules ORDER BY name"
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(Schedule::from).collect())
+    }
+
+    async fn fire_schedule(
+        &self,
+        name: &str,
+        due_at: Millis,
+        next_at: Millis,
+        job: &NewJob,
+    ) -> StoreResult<Option<Enqueued>> {
+        let mut tx = SqliteTx {
+            tx: self.write_tx().await?,
+        };
+        let won = sqlx::query!(
+            "UPDATE schedules SET next_fire_at = ?, last_fired_at = ?, updated_at = ?
+             WHERE name = ? AND next_fire_at = ?",
+            next_at,
+            due_at,
+            job.now,
+            name,
+            due_at,
+        )
+        .execute(&mut *tx.tx)
+        .await
+        .map_err(db)?
+        .rows_affected()
+            == 1;
+        if !won {
+            return Ok(None);
+        }
+        let enqueued = tx.enqueue(job).await?;
+        Box::new(tx).commit().await?;
+        Ok(Some(enqueued))
+    }
+
+    async fn get_event(&self, connection: &str, event_id: &str) -> StoreResult<Option<Event>> {
+        let row = sqlx::query_as!(
+            EventRow,
+            r#"SELECT id AS "id!", connection, event_id, event_type, payload, received_at,
+                   processed_at
+               FROM events WHERE connection = ? AND event_id = ?"#,
+            connection,
+            event_id,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(Event::try_from).transpose()
+    }
+
+    async fn get_link(&self, flow: &str, source_key: &str) -> StoreResult<Option<Link>> {
+        sqlx::query_as!(
+            Link,
+            "SELECT flow, source_key, target_key, step, payload_hash, updated_at
+             FROM links WHERE flow = ? AND source_key = ?",
+            flow,
+            source_key,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn list_transfers(&self, f: &TransferFilter) -> StoreResult<Vec<Transfer>> {
+        let limit = page_limit(f.limit);
+        let rows = sqlx::query_as!(
+            TransferRow,
+            r#"SELECT id AS "id!", flow, source_key, target_key, job_id, attempt, request,
+                   response, outcome, error, started_at, duration_ms
+               FROM transfer_log
+               WHERE (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR source_key = ?2)
+               ORDER BY id DESC LIMIT ?3"#,
+            f.flow,
+            f.source_key,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
+    async fn get_checkpoint(&self, flow: &str, name: &str) -> StoreResult<Option<Checkpoint>> {
+        sqlx::query_as!(
+            Checkpoint,
+            "SELECT flow, name, value, updated_at FROM checkpoints WHERE flow = ? AND name = ?",
+            flow,
+            name,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn find_identity(&self, key: &IdentityKey) -> StoreResult<Option<Identity>> {
+        let (column, value) = identity_column(key);
+        let row = sqlx::query_as!(
+            IdentityRow,
+            r#"SELECT id AS "id!", dingtalk_userid, unionid, kingdee_user, ehr_number, mobile,
+                   job_number, email, matched_by, updated_at
+               FROM identities
+               WHERE CASE ?1 WHEN 'dingtalk_userid' THEN dingtalk_userid
+                             WHEN 'unionid' THEN unionid
+                             WHEN 'kingdee_user' THEN kingdee_user
+                             WHEN 'ehr_number' THEN ehr_number
+                             WHEN 'mobile' THEN mobile
+                             WHEN 'job_number' THEN job_number END = ?2
+               ORDER BY id LIMIT 1"#,
+            column,
+            value,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.map(Identity::from))
+    }
+
+    async fn list_deliveries(&self, endpoint: &str, limit: i64) -> StoreResult<Vec<Delivery>> {
+        let limit = page_limit(limit);
+        let rows = sqlx::query_as!(
+            DeliveryRow,
+            r#"SELECT id AS "id!", endpoint, message_id, attempt, status_code, response, outcome,
+                   created_at, duration_ms
+               FROM deliveries WHERE endpoint = ? ORDER BY id DESC LIMIT ?"#,
+            endpoint,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
+    async fn list_audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        let limit = page_limit(limit);
+        let rows = sqlx::query_as!(
+            AuditRow,
+            r#"SELECT id AS "id!", actor, action, target, detail, at
+               FROM audit ORDER BY id DESC LIMIT ?"#,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
+    async fn list_connections(&self) -> StoreResult<Vec<ConnectionRecord>> {
+        sqlx::query_as!(
+            ConnectionRecord,
+            "SELECT name, kind, config_hash, updated_at FROM connections ORDER BY name"
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn list_flows(&self) -> StoreResult<Vec<FlowRecord>> {
+        sqlx::query_as!(
+            FlowRecord,
+            r#"SELECT name, recipe, enabled AS "enabled: bool", config_hash, updated_at
+               FROM flows ORDER BY name"#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+}
+
+/// The identity column a key searches, and the value.
+fn identity_column(key: &IdentityKey) -> (&'static str, &str) {
+    match key {
+        IdentityKey::DingtalkUserId(v) => ("dingtalk_userid", v),
+        IdentityKey::UnionId(v) => ("unionid", v),
+        IdentityKey::KingdeeUser(v) => ("kingdee_user", v),
+        IdentityKey::EhrNumber(v) => ("ehr_number", v),
+        IdentityKey::Mobile(v) => ("mobile", v),
+        IdentityKey::JobNumber(v) => ("job_number", v),
+    }
+}
+
+/// A write transaction on SQLite (already holding the write lock).
+pub struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+#[async_trait]
+impl StoreTx for SqliteTx {
+    async fn enqueue(&mut self, job: &NewJob) -> StoreResult<Enqueued> {
+        let payload = json_text(&job.payload);
+        let id = sqlx::query_scalar!(
+            r#"INSERT INTO jobs (queue, kind, payload, flow, status, priority, attempts,
+                   max_attempts, run_at, idempotency_key, lease_seq, created_at, updated_at)
+               VALUES (?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, 0, ?, ?)
+               ON CONFLICT (idempotency_key) DO NOTHING
+               RETURNING id AS "id!""#,
+            job.queue,
+            job.kind,
+            payload,
+            job.flow,
+            job.priority,
+            job.max_attempts,
+            job.run_at,
+            job.idempotency_key,
+            job.now,
+            job.now,
+        )
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        if let Some(id) = id {
+            return Ok(Enqueued {
+                id: JobId(id),
+                created: true,
+            });
+        }
+        // The insert only does nothing on a key conflict: the key's job exists.
+        let existing = sqlx::query_scalar!(
+            r#"SELECT id AS "id!" FROM jobs WHERE idempotency_key = ?"#,
+            job.idempotency_key,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(Enqueued {
+            id: JobId(existing),
+            created: false,
+        })
+    }
+
+    async fn ack_job(&mut self, lease: &LeaseRef, now: Millis) -> StoreResult<()> {
+        let done = sqlx::query!(
+            "UPDATE jobs SET status = 'done', lease_owner = NULL, lease_expires_at = NULL,
+                 updated_at = ?, finished_at = ?
+             WHERE id = ? AND lease_seq = ? AND status = 'running'",
+            now,
+            now,
+            lease.job_id.0,
+            lease.seq,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost(lease.job_id.0))
+        }
+    }
+
+    async fn insert_event(&mut self, e: &NewEvent) -> StoreResult<bool> {
+        let payload = json_text(&e.payload);
+        let done = sqlx::query!(
+            "INSERT INTO events (connection, event_id, event_type, payload, received_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (connection, event_id) DO NOTHING",
+            e.connection,
+            e.event_id,
+            e.event_type,
+            payload,
+            e.received_at,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn mark_event_processed(
+        &mut self,
+        connection: &str,
+        event_id: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        sqlx::query!(
+            "UPDATE events SET processed_at = ? WHERE connection = ? AND event_id = ?",
+            now,
+            connection,
+            event_id,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn upsert_link(&mut self, l: &Link) -> StoreResult<()> {
+        sqlx::query!(
+            "INSERT INTO links (flow, source_key, target_key, step, payload_hash, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (flow, source_key) DO UPDATE SET target_key = excluded.target_key,
+                 step = excluded.step, payload_hash = excluded.payload_hash,
+                 updated_at = excluded.updated_at",
+            l.flow,
+            l.source_key,
+            l.target_key,
+            l.step,
+            l.payload_hash,
+            l.updated_at,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn append_transfer(&mut self, t: &NewTransfer) -> StoreResult<i64> {
+        let request = t.request.as_ref().map(json_text);
+        let response = t.response.as_ref().map(json_text);
+        let job_id = t.job_id.map(|j| j.0);
+        sqlx::query_scalar!(
+            r#"INSERT INTO transfer_log (flow, source_key, target_key, job_id, attempt, request,
+                   response, outcome, error, started_at, duration_ms)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id AS "id!""#,
+            t.flow,
+            t.source_key,
+            t.target_key,
+            job_id,
+            t.attempt,
+            request,
+            response,
+            t.outcome,
+            t.error,
+            t.started_at,
+            t.duration_ms,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)
+    }
+
+    async fn put_checkpoint(&mut self, c: &Checkpoint) -> StoreResult<()> {
+        sqlx::query!(
+            "INSERT INTO checkpoints (flow, name, value, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (flow, name) DO UPDATE SET value = excluded.value,
+                 updated_at = excluded.updated_at",
+            c.flow,
+            c.name,
+            c.value,
+            c.updated_at,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn upsert_identity(&mut self, i: &NewIdentity) -> StoreResult<i64> {
+        sqlx::query_scalar!(
+            r#"INSERT INTO identities (dingtalk_userid, unionid, kingdee_user, ehr_number, mobile,
+                   job_number, email, matched_by, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (dingtalk_userid) DO UPDATE SET
+                   unionid = COALESCE(excluded.unionid, identities.unionid),
+                   kingdee_user = COALESCE(excluded.kingdee_user, identities.kingdee_user),
+                   ehr_number = COALESCE(excluded.ehr_number, identities.ehr_number),
+                   mobile = COALESCE(excluded.mobile, identities.mobile),
+                   job_number = COALESCE(excluded.job_number, identities.job_number),
+                   email = COALESCE(excluded.email, identities.email),
+                   matched_by = excluded.matched_by, updated_at = excluded.updated_at
+               RETURNING id AS "id!""#,
+            i.dingtalk_userid,
+            i.unionid,
+            i.kingdee_user,
+            i.ehr_number,
+            i.mobile,
+            i.job_number,
+            i.email,
+            i.matched_by,
+            i.now,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)
+    }
+
+    async fn record_delivery(&mut self, d: &NewDelivery) -> StoreResult<i64> {
+        sqlx::query_scalar!(
+            r#"INSERT INTO deliveries (endpoint, message_id, attempt, status_code, response,
+                   outcome, created_at, duration_ms)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id AS "id!""#,
+            d.endpoint,
+            d.message_id,
+            d.attempt,
+            d.status_code,
+            d.response,
+            d.outcome,
+            d.created_at,
+            d.duration_ms,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)
+    }
+
+    async fn append_audit(&mut self, a: &NewAudit) -> StoreResult<i64> {
+        let detail = json_text(&a.detail);
+        sqlx::query_scalar!(
+            r#"INSERT INTO audit (actor, action, target, detail, at)
+               VALUES (?, ?, ?, ?, ?) RETURNING id AS "id!""#,
+            a.actor,
+            a.action,
+            a.target,
+            detail,
+            a.at,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)
+    }
+
+    async fn upsert_connection(&mut self, c: &ConnectionRecord) -> StoreResult<()> {
+        sqlx::query!(
+            "INSERT INTO connections (name, kind, config_hash, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET kind = excluded.kind,
+                 config_hash = excluded.config_hash, updated_at = excluded.updated_at",
+            c.name,
+            c.kind,
+            c.config_hash,
+            c.updated_at,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn upsert_flow(&mut self, f: &FlowRecord) -> StoreResult<()> {
+        sqlx::query!(
+            "INSERT INTO flows (name, recipe, enabled, config_hash, updated_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET recipe = excluded.recipe,
+                 enabled = excluded.enabled, config_hash = excluded.config_hash,
+                 updated_at = excluded.updated_at",
+            f.name,
+            f.recipe,
+            f.enabled,
+            f.config_hash,
+            f.updated_at,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await.map_err(db)
+    }
+}

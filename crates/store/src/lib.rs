@@ -1,1 +1,131 @@
-//! store (being written)
+//! The store: the [`Store`] trait every part of dingbridge persists through, its transaction
+//! [`StoreTx`], and the domain types (jobs, events, links, transfer log, checkpoints, schedules,
+//! identities, deliveries, audit). Two implementations live in their own crates
+//! (`store-sqlite`, `store-postgres`), each with its own checked query set and migrations; no
+//! SQL leaks outside them.
+//!
+//! Time is passed in by the caller as Unix milliseconds ([`Millis`]) so that the queue's state
+//! machine can be driven by a logical clock in tests and by the wall clock in production.
+
+mod error;
+pub mod rows;
+mod types;
+
+pub use error::{StoreError, StoreResult};
+pub use types::*;
+
+use async_trait::async_trait;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// The persistence of the hub. Every method is one transaction unless it takes a [`StoreTx`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Apply the embedded migrations (idempotent).
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Are all embedded migrations applied, and no unknown one? (for `/readyz`)
+    async fn migration_status(&self) -> StoreResult<MigrationStatus>;
+    /// Round trip to the database.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Open a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`).
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
+
+    // ---- the job queue -------------------------------------------------------------------
+    /// Enqueue in a transaction of its own (see [`StoreTx::enqueue`]).
+    async fn enqueue(&self, job: &NewJob) -> StoreResult<Enqueued> {
+        let mut tx = self.begin().await?;
+        let out = tx.enqueue(job).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+    /// Claim up to `limit` runnable jobs (queued or retry, `run_at <= now`), highest priority
+    /// first, then oldest; each gets a lease until `now + lease_ms` and one more attempt.
+    async fn claim_jobs(&self, req: &ClaimRequest) -> StoreResult<Vec<Job>>;
+    /// Extend a lease. [`StoreError::LeaseLost`] when the job is no longer ours.
+    async fn heartbeat(&self, lease: &LeaseRef, until: Millis, now: Millis) -> StoreResult<()>;
+    /// Record a failed attempt: back to `retry` at a later time, or `dead`.
+    async fn fail_job(&self, lease: &LeaseRef, failure: &JobFailure) -> StoreResult<JobStatus>;
+    /// Give a claimed job back without counting the attempt (graceful shutdown).
+    async fn release_job(&self, lease: &LeaseRef, now: Millis) -> StoreResult<()>;
+    /// Expired leases: the job goes back to `retry` (or `dead` after its last attempt).
+    async fn reap_expired_leases(&self, now: Millis) -> StoreResult<ReapReport>;
+    /// A dead job goes back to the queue with its attempts reset.
+    async fn replay_job(&self, id: JobId, now: Millis) -> StoreResult<()>;
+    /// A dead job is set aside for good (kept for the record as `discarded`).
+    async fn discard_job(&self, id: JobId, now: Millis) -> StoreResult<()>;
+    async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>>;
+    async fn list_jobs(&self, filter: &JobFilter) -> StoreResult<Vec<Job>>;
+    /// Number of jobs per (queue, status).
+    async fn queue_depths(&self) -> StoreResult<Vec<QueueDepth>>;
+
+    // ---- schedules -------------------------------------------------------------------------
+    /// Register a schedule or change its cron; keeps `next_fire_at` if the cron is unchanged.
+    async fn upsert_schedule(&self, s: &ScheduleSpec) -> StoreResult<()>;
+    async fn list_schedules(&self) -> StoreResult<Vec<Schedule>>;
+    /// Fire a due schedule exactly once across nodes: a conditional update of `next_fire_at`
+    /// from `due_at` to `next_at`, and the job enqueued in the same transaction. `None` when
+    /// another node fired it first.
+    async fn fire_schedule(
+        &self,
+        name: &str,
+        due_at: Millis,
+        next_at: Millis,
+        job: &NewJob,
+    ) -> StoreResult<Option<Enqueued>>;
+
+    // ---- reads of the other records ------------------------------------------------------
+    async fn get_event(&self, connection: &str, event_id: &str) -> StoreResult<Option<Event>>;
+    async fn get_link(&self, flow: &str, source_key: &str) -> StoreResult<Option<Link>>;
+    async fn list_transfers(&self, filter: &TransferFilter) -> StoreResult<Vec<Transfer>>;
+    async fn get_checkpoint(&self, flow: &str, name: &str) -> StoreResult<Option<Checkpoint>>;
+    async fn find_identity(&self, key: &IdentityKey) -> StoreResult<Option<Identity>>;
+    async fn list_deliveries(&self, endpoint: &str, limit: i64) -> StoreResult<Vec<Delivery>>;
+    async fn list_audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+    async fn list_connections(&self) -> StoreResult<Vec<ConnectionRecord>>;
+    async fn list_flows(&self) -> StoreResult<Vec<FlowRecord>>;
+}
+
+/// A write transaction. Dropped without [`StoreTx::commit`], it rolls back.
+#[async_trait]
+pub trait StoreTx: Send {
+    /// Enqueue a job; with an idempotency key, enqueueing the same key twice yields one job.
+    async fn enqueue(&mut self, job: &NewJob) -> StoreResult<Enqueued>;
+    /// Finish a claimed job; fails with [`StoreError::LeaseLost`] when the lease is stale, so
+    /// the effects written in this transaction roll back with it.
+    async fn ack_job(&mut self, lease: &LeaseRef, now: Millis) -> StoreResult<()>;
+    /// Store an inbound event once: `false` when its `event_id` was seen before.
+    async fn insert_event(&mut self, event: &NewEvent) -> StoreResult<bool>;
+    async fn mark_event_processed(
+        &mut self,
+        connection: &str,
+        event_id: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
+    async fn upsert_link(&mut self, link: &Link) -> StoreResult<()>;
+    async fn append_transfer(&mut self, t: &NewTransfer) -> StoreResult<i64>;
+    async fn put_checkpoint(&mut self, c: &Checkpoint) -> StoreResult<()>;
+    async fn upsert_identity(&mut self, i: &NewIdentity) -> StoreResult<i64>;
+    async fn record_delivery(&mut self, d: &NewDelivery) -> StoreResult<i64>;
+    async fn append_audit(&mut self, a: &NewAudit) -> StoreResult<i64>;
+    async fn upsert_connection(&mut self, c: &ConnectionRecord) -> StoreResult<()>;
+    async fn upsert_flow(&mut self, f: &FlowRecord) -> StoreResult<()>;
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}

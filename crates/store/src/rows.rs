@@ -1,0 +1,269 @@
+//! Row shapes shared by both query sets: each backend selects into these (all integers are
+//! 64-bit on both databases) and converts to the domain types here, so the mapping is written
+//! once.
+
+use serde_json::Value;
+
+use crate::{
+    AuditEntry, Delivery, ErrorClass, Event, Identity, Job, JobId, NewAudit, NewDelivery,
+    NewIdentity, NewTransfer, Schedule, StoreError, StoreResult, Transfer,
+};
+
+fn json(column: &str, text: &str) -> StoreResult<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn json_opt(column: &str, text: Option<String>) -> StoreResult<Option<Value>> {
+    text.map(|t| json(column, &t)).transpose()
+}
+
+fn int32(column: &str, v: i64) -> StoreResult<i32> {
+    i32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{column}: {v} out of range")))
+}
+
+/// Serialise a JSON value for a TEXT column.
+pub fn json_text(v: &Value) -> String {
+    v.to_string()
+}
+
+#[derive(Debug)]
+pub struct JobRow {
+    pub id: i64,
+    pub queue: String,
+    pub kind: String,
+    pub payload: String,
+    pub flow: Option<String>,
+    pub status: String,
+    pub priority: i64,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub run_at: i64,
+    pub idempotency_key: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub lease_seq: i64,
+    pub last_error: Option<String>,
+    pub error_class: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = StoreError;
+    fn try_from(r: JobRow) -> StoreResult<Job> {
+        Ok(Job {
+            id: JobId(r.id),
+            payload: json("jobs.payload", &r.payload)?,
+            status: r.status.parse().map_err(StoreError::Corrupt)?,
+            priority: int32("jobs.priority", r.priority)?,
+            attempts: int32("jobs.attempts", r.attempts)?,
+            max_attempts: int32("jobs.max_attempts", r.max_attempts)?,
+            error_class: r.error_class.as_deref().and_then(ErrorClass::parse),
+            queue: r.queue,
+            kind: r.kind,
+            flow: r.flow,
+            run_at: r.run_at,
+            idempotency_key: r.idempotency_key,
+            lease_owner: r.lease_owner,
+            lease_expires_at: r.lease_expires_at,
+            lease_seq: r.lease_seq,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            finished_at: r.finished_at,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct EventRow {
+    pub id: i64,
+    pub connection: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub received_at: i64,
+    pub processed_at: Option<i64>,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> StoreResult<Event> {
+        Ok(Event {
+            id: r.id,
+            payload: json("events.payload", &r.payload)?,
+            connection: r.connection,
+            event_id: r.event_id,
+            event_type: r.event_type,
+            received_at: r.received_at,
+            processed_at: r.processed_at,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct TransferRow {
+    pub id: i64,
+    pub flow: String,
+    pub source_key: String,
+    pub target_key: Option<String>,
+    pub job_id: Option<i64>,
+    pub attempt: i64,
+    pub request: Option<String>,
+    pub response: Option<String>,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub started_at: i64,
+    pub duration_ms: i64,
+}
+
+impl TryFrom<TransferRow> for Transfer {
+    type Error = StoreError;
+    fn try_from(r: TransferRow) -> StoreResult<Transfer> {
+        Ok(Transfer {
+            id: r.id,
+            entry: NewTransfer {
+                request: json_opt("transfer_log.request", r.request)?,
+                response: json_opt("transfer_log.response", r.response)?,
+                attempt: int32("transfer_log.attempt", r.attempt)?,
+                flow: r.flow,
+                source_key: r.source_key,
+                target_key: r.target_key,
+                job_id: r.job_id.map(JobId),
+                outcome: r.outcome,
+                error: r.error,
+                started_at: r.started_at,
+                duration_ms: r.duration_ms,
+            },
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct IdentityRow {
+    pub id: i64,
+    pub dingtalk_userid: String,
+    pub unionid: Option<String>,
+    pub kingdee_user: Option<String>,
+    pub ehr_number: Option<String>,
+    pub mobile: Option<String>,
+    pub job_number: Option<String>,
+    pub email: Option<String>,
+    pub matched_by: String,
+    pub updated_at: i64,
+}
+
+impl From<IdentityRow> for Identity {
+    fn from(r: IdentityRow) -> Identity {
+        Identity {
+            id: r.id,
+            fields: NewIdentity {
+                dingtalk_userid: r.dingtalk_userid,
+                unionid: r.unionid,
+                kingdee_user: r.kingdee_user,
+                ehr_number: r.ehr_number,
+                mobile: r.mobile,
+                job_number: r.job_number,
+                email: r.email,
+                matched_by: r.matched_by,
+                now: r.updated_at,
+            },
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub endpoint: String,
+    pub message_id: String,
+    pub attempt: i64,
+    pub status_code: Option<i64>,
+    pub response: Option<String>,
+    pub outcome: String,
+    pub created_at: i64,
+    pub duration_ms: i64,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = StoreError;
+    fn try_from(r: DeliveryRow) -> StoreResult<Delivery> {
+        Ok(Delivery {
+            id: r.id,
+            entry: NewDelivery {
+                attempt: int32("deliveries.attempt", r.attempt)?,
+                status_code: r
+                    .status_code
+                    .map(|c| int32("deliveries.status_code", c))
+                    .transpose()?,
+                endpoint: r.endpoint,
+                message_id: r.message_id,
+                response: r.response,
+                outcome: r.outcome,
+                created_at: r.created_at,
+                duration_ms: r.duration_ms,
+            },
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct AuditRow {
+    pub id: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub at: i64,
+}
+
+impl TryFrom<AuditRow> for AuditEntry {
+    type Error = StoreError;
+    fn try_from(r: AuditRow) -> StoreResult<AuditEntry> {
+        Ok(AuditEntry {
+            id: r.id,
+            entry: NewAudit {
+                detail: json("audit.detail", &r.detail)?,
+                actor: r.actor,
+                action: r.action,
+                target: r.target,
+                at: r.at,
+            },
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct ScheduleRow {
+    pub name: String,
+    pub cron: String,
+    pub next_fire_at: i64,
+    pub last_fired_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl From<ScheduleRow> for Schedule {
+    fn from(r: ScheduleRow) -> Schedule {
+        Schedule {
+            name: r.name,
+            cron: r.cron,
+            next_fire_at: r.next_fire_at,
+            last_fired_at: r.last_fired_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Collect converted rows, failing on the first corrupt one.
+pub fn convert<R, T>(rows: Vec<R>) -> StoreResult<Vec<T>>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
+
+/// A limit of 0 means the default page.
+pub fn page_limit(limit: i64) -> i64 {
+    if limit <= 0 { 100 } else { limit.min(10_000) }
+}
