@@ -1,0 +1,149 @@
+//! Opens throwaway stores for tests, on every backend this machine has: always SQLite (a
+//! temporary file), and PostgreSQL when one answers (a fresh schema per store, so tests and
+//! parallel runs never see each other's rows). It also holds the conformance suite that every
+//! backend must pass (`tests/`).
+//!
+//! PostgreSQL is looked for at `DINGBRIDGE_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). When it does not answer, the PostgreSQL half of
+//! each test is reported as skipped on stderr; with `DINGBRIDGE_REQUIRE_POSTGRES=1` (set by CI
+//! when the server is up) that is a failure instead, so it can never pass silently.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use store::{Store, StoreError};
+use store_postgres::PostgresStore;
+use store_sqlite::SqliteStore;
+use tokio::sync::OnceCell;
+
+/// The PostgreSQL the tests use unless told otherwise.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A store for one test, with what keeps its database alive.
+pub struct TestStore {
+    /// `sqlite` or `postgres`: put it in assertion messages.
+    pub name: &'static str,
+    pub store: Arc<dyn Store>,
+    /// The URL another process (e.g. a child `dingbridge`) can open the same store with.
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("DINGBRIDGE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into())
+}
+
+fn postgres_required() -> bool {
+    std::env::var("DINGBRIDGE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1" || v == "true")
+}
+
+static POSTGRES_UP: OnceCell<bool> = OnceCell::const_new();
+
+/// Does PostgreSQL answer? Asked once per test binary; also sweeps schemas left by old runs.
+pub async fn postgres_available() -> bool {
+    *POSTGRES_UP
+        .get_or_init(|| async {
+            let url = postgres_url();
+            let probe = async {
+                let mut conn = PgConnection::connect(&url).await?;
+                sweep_old_schemas(&mut conn).await?;
+                conn.close().await
+            };
+            match tokio::time::timeout(Duration::from_secs(3), probe).await {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => skip_notice(&url, &e.to_string()),
+                Err(_) => skip_notice(&url, "no answer within 3 s"),
+            }
+        })
+        .await
+}
+
+fn skip_notice(url: &str, why: &str) -> bool {
+    assert!(
+        !postgres_required(),
+        "DINGBRIDGE_REQUIRE_POSTGRES is set but PostgreSQL at {url} does not answer: {why}"
+    );
+    eprintln!("SKIPPED on PostgreSQL: {url} does not answer ({why}); store tests ran on SQLite only");
+    false
+}
+
+/// Schemas are named `dbt_<unix seconds>_<random>`; drop those older than an hour.
+async fn sweep_old_schemas(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'dbt\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let hour_ago = unix_seconds().saturating_sub(3600);
+    for name in names {
+        let born = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
+        if born.is_some_and(|t| t < hour_ago) {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")))
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A migrated SQLite store in a temporary file.
+pub async fn sqlite_store() -> Result<TestStore, StoreError> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::Unreachable(e.to_string()))?;
+    let url = format!("sqlite://{}", dir.path().join("test.sqlite").display());
+    let store = SqliteStore::open(&url, 8).await?;
+    store.migrate().await?;
+    Ok(TestStore {
+        name: "sqlite",
+        store: Arc::new(store),
+        url,
+        _dir: Some(dir),
+    })
+}
+
+/// A migrated PostgreSQL store in a fresh schema, or `None` when PostgreSQL does not answer.
+pub async fn postgres_store() -> Result<Option<TestStore>, StoreError> {
+    if !postgres_available().await {
+        return Ok(None);
+    }
+    let base = postgres_url();
+    let schema = format!("dbt_{}_{:08x}", unix_seconds(), rand::random::<u32>());
+    let mut conn = PgConnection::connect(&base)
+        .await
+        .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| StoreError::Database(e.to_string()))?;
+    let _ = conn.close().await;
+    let options = PgConnectOptions::from_str(&base)
+        .map_err(|e| StoreError::Unreachable(e.to_string()))?
+        .options([("search_path", schema.as_str())]);
+    let store = PostgresStore::open_with(options, 8).await?;
+    store.migrate().await?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(Some(TestStore {
+        name: "postgres",
+        store: Arc::new(store),
+        url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+        _dir: None,
+    }))
+}
+
+/// One fresh store per available backend: SQLite always, PostgreSQL when it answers.
+pub async fn test_stores() -> Vec<TestStore> {
+    let mut stores = vec![sqlite_store().await.expect("SQLite test store")];
+    if let Some(pg) = postgres_store().await.expect("PostgreSQL test store") {
+        stores.push(pg);
+    }
+    stores
+}
