@@ -66,24 +66,27 @@ fn skip_notice(url: &str, why: &str) -> bool {
         !postgres_required(),
         "DINGBRIDGE_REQUIRE_POSTGRES is set but PostgreSQL at {url} does not answer: {why}"
     );
-    eprintln!("SKIPPED on PostgreSQL: {url} does not answer ({why}); store tests ran on SQLite only");
+    eprintln!(
+        "SKIPPED on PostgreSQL: {url} does not answer ({why}); store tests ran on SQLite only"
+    );
     false
 }
 
 /// Schemas are named `dbt_<unix seconds>_<random>`; drop those older than an hour.
 async fn sweep_old_schemas(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'dbt\\_%'",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'dbt\\_%'")
+            .fetch_all(&mut *conn)
+            .await?;
     let hour_ago = unix_seconds().saturating_sub(3600);
     for name in names {
         let born = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
         if born.is_some_and(|t| t < hour_ago) {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")))
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
+            )))
+            .execute(&mut *conn)
+            .await?;
         }
     }
     Ok(())

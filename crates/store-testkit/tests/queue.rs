@@ -24,7 +24,8 @@ fn claim(worker: &str, limit: i64, now: Millis) -> ClaimRequest {
 async fn idempotency_key_yields_one_job() {
     for ts in test_stores().await {
         let s = &ts.store;
-        let job = NewJob::new("审批.同步", json!({"标题": "费用报销"}), T0).idempotency_key("proc-1");
+        let job =
+            NewJob::new("审批.同步", json!({"标题": "费用报销"}), T0).idempotency_key("proc-1");
         let a = s.enqueue(&job).await.unwrap();
         let b = s.enqueue(&job).await.unwrap();
         assert!(a.created, "{}", ts.name);
@@ -69,8 +70,16 @@ async fn enqueue_rolls_back_with_the_callers_transaction() {
             .await
             .unwrap();
         drop(tx); // no commit
-        assert!(s.list_jobs(&JobFilter::default()).await.unwrap().is_empty(), "{}", ts.name);
-        assert!(s.get_event("钉钉", "ev-1").await.unwrap().is_none(), "{}", ts.name);
+        assert!(
+            s.list_jobs(&JobFilter::default()).await.unwrap().is_empty(),
+            "{}",
+            ts.name
+        );
+        assert!(
+            s.get_event("钉钉", "ev-1").await.unwrap().is_none(),
+            "{}",
+            ts.name
+        );
 
         let mut tx = s.begin().await.unwrap();
         assert!(tx.insert_event(&event).await.unwrap());
@@ -110,11 +119,32 @@ async fn claim_honours_priority_delay_and_queues() {
             .id;
         let mut req = claim("w1", 10, T0);
         req.queues = vec!["default".into()];
-        let got: Vec<JobId> = s.claim_jobs(&req).await.unwrap().iter().map(|j| j.id).collect();
-        assert_eq!(got, vec![high, low], "{}: priority first, delayed and other queues left", ts.name);
+        let got: Vec<JobId> = s
+            .claim_jobs(&req)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(
+            got,
+            vec![high, low],
+            "{}: priority first, delayed and other queues left",
+            ts.name
+        );
         let got = s.claim_jobs(&claim("w1", 10, T0)).await.unwrap();
-        assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![other], "{}", ts.name);
-        assert!(s.claim_jobs(&claim("w1", 10, T0 + 59_999)).await.unwrap().is_empty());
+        assert_eq!(
+            got.iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![other],
+            "{}",
+            ts.name
+        );
+        assert!(
+            s.claim_jobs(&claim("w1", 10, T0 + 59_999))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let got = s.claim_jobs(&claim("w1", 10, T0 + 60_000)).await.unwrap();
         assert_eq!(got[0].id, later, "{}", ts.name);
         assert_eq!(got[0].attempts, 1);
@@ -126,19 +156,39 @@ async fn claim_honours_priority_delay_and_queues() {
 async fn stale_lease_cannot_ack_and_its_effects_roll_back() {
     for ts in test_stores().await {
         let s = &ts.store;
-        let id = s.enqueue(&NewJob::new("k", json!({}), T0)).await.unwrap().id;
+        let id = s
+            .enqueue(&NewJob::new("k", json!({}), T0))
+            .await
+            .unwrap()
+            .id;
         let first = s.claim_jobs(&claim("w1", 1, T0)).await.unwrap().remove(0);
         // The lease runs out, the reaper hands the job to another worker.
         let report = s.reap_expired_leases(T0 + 31_000).await.unwrap();
-        assert_eq!(report, ReapReport { retried: 1, dead: 0 }, "{}", ts.name);
-        let second = s.claim_jobs(&claim("w2", 1, T0 + 31_000)).await.unwrap().remove(0);
+        assert_eq!(
+            report,
+            ReapReport {
+                retried: 1,
+                dead: 0
+            },
+            "{}",
+            ts.name
+        );
+        let second = s
+            .claim_jobs(&claim("w2", 1, T0 + 31_000))
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!(second.id, id);
         assert_eq!(second.attempts, 2);
 
         let mut tx = s.begin().await.unwrap();
         tx.append_transfer(&transfer("stale")).await.unwrap();
         let err = tx.ack_job(&first.lease(), T0 + 32_000).await.unwrap_err();
-        assert!(matches!(err, StoreError::LeaseLost(_)), "{}: {err}", ts.name);
+        assert!(
+            matches!(err, StoreError::LeaseLost(_)),
+            "{}: {err}",
+            ts.name
+        );
         drop(tx);
         assert!(matches!(
             s.heartbeat(&first.lease(), T0 + 90_000, T0 + 32_000).await,
@@ -152,7 +202,10 @@ async fn stale_lease_cannot_ack_and_its_effects_roll_back() {
         let log = s.list_transfers(&TransferFilter::default()).await.unwrap();
         assert_eq!(log.len(), 1, "{}", ts.name);
         assert_eq!(log[0].entry.outcome, "fresh");
-        assert_eq!(s.get_job(id).await.unwrap().unwrap().status, JobStatus::Done);
+        assert_eq!(
+            s.get_job(id).await.unwrap().unwrap().status,
+            JobStatus::Done
+        );
     }
 }
 
@@ -188,14 +241,29 @@ async fn failures_retry_then_dead_letter_then_replay_or_discard() {
             retry_at: Some(T0 + 1_000),
             now: T0,
         };
-        assert_eq!(s.fail_job(&job.lease(), &failure).await.unwrap(), JobStatus::Retry);
-        assert!(s.claim_jobs(&claim("w", 1, T0 + 999)).await.unwrap().is_empty());
-        let job = s.claim_jobs(&claim("w", 1, T0 + 1_000)).await.unwrap().remove(0);
+        assert_eq!(
+            s.fail_job(&job.lease(), &failure).await.unwrap(),
+            JobStatus::Retry
+        );
+        assert!(
+            s.claim_jobs(&claim("w", 1, T0 + 999))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let job = s
+            .claim_jobs(&claim("w", 1, T0 + 1_000))
+            .await
+            .unwrap()
+            .remove(0);
         let dead = JobFailure {
             retry_at: None,
             ..failure.clone()
         };
-        assert_eq!(s.fail_job(&job.lease(), &dead).await.unwrap(), JobStatus::Dead);
+        assert_eq!(
+            s.fail_job(&job.lease(), &dead).await.unwrap(),
+            JobStatus::Dead
+        );
         let stored = s.get_job(id).await.unwrap().unwrap();
         assert_eq!(stored.last_error.as_deref(), Some("连接超时 (timeout)"));
         assert_eq!(stored.error_class, Some(ErrorClass::Retryable));
@@ -207,7 +275,11 @@ async fn failures_retry_then_dead_letter_then_replay_or_discard() {
             s.replay_job(id, T0 + 2_000).await,
             Err(StoreError::InvalidState(_))
         ));
-        let job = s.claim_jobs(&claim("w", 1, T0 + 2_000)).await.unwrap().remove(0);
+        let job = s
+            .claim_jobs(&claim("w", 1, T0 + 2_000))
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!(job.attempts, 1, "{}", ts.name);
         let permanent = JobFailure {
             class: ErrorClass::Permanent,
@@ -217,7 +289,10 @@ async fn failures_retry_then_dead_letter_then_replay_or_discard() {
         };
         s.fail_job(&job.lease(), &permanent).await.unwrap();
         s.discard_job(id, T0 + 3_000).await.unwrap();
-        assert_eq!(s.get_job(id).await.unwrap().unwrap().status, JobStatus::Discarded);
+        assert_eq!(
+            s.get_job(id).await.unwrap().unwrap().status,
+            JobStatus::Discarded
+        );
         assert!(matches!(
             s.discard_job(JobId(999_999), T0).await,
             Err(StoreError::NotFound(_))
@@ -237,12 +312,28 @@ async fn release_gives_the_attempt_back_and_reaper_dead_letters_the_last() {
         let job = s.claim_jobs(&claim("w", 1, T0)).await.unwrap().remove(0);
         s.release_job(&job.lease(), T0).await.unwrap();
         let stored = s.get_job(id).await.unwrap().unwrap();
-        assert_eq!((stored.status, stored.attempts), (JobStatus::Queued, 0), "{}", ts.name);
+        assert_eq!(
+            (stored.status, stored.attempts),
+            (JobStatus::Queued, 0),
+            "{}",
+            ts.name
+        );
         let job = s.claim_jobs(&claim("w", 1, T0)).await.unwrap().remove(0);
         assert_eq!(job.attempts, 1);
         let report = s.reap_expired_leases(T0 + 30_001).await.unwrap();
-        assert_eq!(report, ReapReport { retried: 0, dead: 1 }, "{}", ts.name);
-        assert_eq!(s.get_job(id).await.unwrap().unwrap().status, JobStatus::Dead);
+        assert_eq!(
+            report,
+            ReapReport {
+                retried: 0,
+                dead: 1
+            },
+            "{}",
+            ts.name
+        );
+        assert_eq!(
+            s.get_job(id).await.unwrap().unwrap().status,
+            JobStatus::Dead
+        );
     }
 }
 
@@ -252,7 +343,9 @@ async fn concurrent_workers_do_each_job_once() {
     for ts in test_stores().await {
         let s = &ts.store;
         for i in 0..JOBS {
-            s.enqueue(&NewJob::new("k", json!({ "n": i }), T0)).await.unwrap();
+            s.enqueue(&NewJob::new("k", json!({ "n": i }), T0))
+                .await
+                .unwrap();
         }
         let mut workers = Vec::new();
         for w in 0..6 {
@@ -326,7 +419,9 @@ async fn a_due_schedule_fires_once_across_nodes() {
             nodes.push(tokio::spawn(async move {
                 let job = NewJob::new("flow.run", json!({"flow": "org_sync"}), T0)
                     .idempotency_key(format!("schedule:org_sync:{T0}"));
-                s.fire_schedule("org_sync", T0, T0 + 600_000, &job).await.unwrap()
+                s.fire_schedule("org_sync", T0, T0 + 600_000, &job)
+                    .await
+                    .unwrap()
             }));
         }
         let mut fired = 0;
@@ -339,8 +434,16 @@ async fn a_due_schedule_fires_once_across_nodes() {
         assert_eq!(sched.next_fire_at, T0 + 600_000);
         assert_eq!(sched.last_fired_at, Some(T0));
         // Re-registering the same cron keeps the due time; a new cron resets it.
-        s.upsert_schedule(&ScheduleSpec { now: T0 + 5, ..spec.clone() }).await.unwrap();
-        assert_eq!(s.list_schedules().await.unwrap()[0].next_fire_at, T0 + 600_000);
+        s.upsert_schedule(&ScheduleSpec {
+            now: T0 + 5,
+            ..spec.clone()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            s.list_schedules().await.unwrap()[0].next_fire_at,
+            T0 + 600_000
+        );
         s.upsert_schedule(&ScheduleSpec {
             cron: "0 * * * *".into(),
             next_fire_at: T0 + 3_600_000,
@@ -348,6 +451,9 @@ async fn a_due_schedule_fires_once_across_nodes() {
         })
         .await
         .unwrap();
-        assert_eq!(s.list_schedules().await.unwrap()[0].next_fire_at, T0 + 3_600_000);
+        assert_eq!(
+            s.list_schedules().await.unwrap()[0].next_fire_at,
+            T0 + 3_600_000
+        );
     }
 }

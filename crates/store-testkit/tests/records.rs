@@ -111,23 +111,37 @@ async fn links_checkpoints_and_identities_round_trip() {
         .unwrap();
         tx.commit().await.unwrap();
 
-        let got = s.get_link("approval_to_document", "proc-inst-1").await.unwrap().unwrap();
+        let got = s
+            .get_link("approval_to_document", "proc-inst-1")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got.step, "audited", "{}", ts.name);
         assert_eq!(got.target_key.as_deref(), Some("FYBX000123"));
-        let cp = s.get_checkpoint("org_sync", "cursor").await.unwrap().unwrap();
+        let cp = s
+            .get_checkpoint("org_sync", "cursor")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(cp.value, "页码=3");
         let ident = s
             .find_identity(&IdentityKey::Mobile("13800138000".into()))
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(ident.fields.kingdee_user.as_deref(), Some("张伟"), "{}", ts.name);
+        assert_eq!(
+            ident.fields.kingdee_user.as_deref(),
+            Some("张伟"),
+            "{}",
+            ts.name
+        );
         assert_eq!(ident.fields.matched_by, "manual");
-        assert!(s
-            .find_identity(&IdentityKey::EhrNumber("none".into()))
-            .await
-            .unwrap()
-            .is_none());
+        assert!(
+            s.find_identity(&IdentityKey::EhrNumber("none".into()))
+                .await
+                .unwrap()
+                .is_none()
+        );
         let by_union = s
             .find_identity(&IdentityKey::UnionId("union-张伟".into()))
             .await
