@@ -2,4 +2,9 @@
 //! later issues) mapping rules, flows, reconciliation and the identity map. It drives the store
 //! and the connectors; it does not know about HTTP servers (no axum here).
 
+pub mod clock;
 pub mod config;
+pub mod jobs;
+pub mod retry;
+pub mod scheduler;
+pub mod worker;

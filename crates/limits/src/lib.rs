@@ -7,21 +7,48 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+mod limiter;
+mod rules;
+
+pub use limiter::{ConnectionLimiter, LimiterRegistry, MAX_PAUSE, metric_names};
+pub use rules::{
+    AdaptiveSettings, ConnectionLimits, DINGTALK_IP_QUOTA_PER_SECOND,
+    DINGTALK_ROBOT_QUOTA_PER_MINUTE, DingTalkEdition, LimitRule, LimitsError, PRESET_HEADROOM,
+    PRESET_HEADROOM_STRICT, Requirement,
+};
+
 /// What a client holds while a call is in flight. Dropping it releases the concurrency slot.
 #[must_use = "the concurrency slot is released when the permit is dropped"]
 pub struct Permit {
     _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    _in_flight: Option<limiter::InFlight>,
 }
 
 impl Permit {
     /// A permit that holds no slot (for unpaced callers).
     pub fn free() -> Self {
-        Self { _slot: None }
+        Self {
+            _slot: None,
+            _in_flight: None,
+        }
     }
 
     /// A permit holding one concurrency slot.
     pub fn with_slot(slot: tokio::sync::OwnedSemaphorePermit) -> Self {
-        Self { _slot: Some(slot) }
+        Self {
+            _slot: Some(slot),
+            _in_flight: None,
+        }
+    }
+
+    pub(crate) fn tracked(
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+        in_flight: limiter::InFlight,
+    ) -> Self {
+        Self {
+            _slot: slot,
+            _in_flight: Some(in_flight),
+        }
     }
 }
 

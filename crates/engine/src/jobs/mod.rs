@@ -1,0 +1,151 @@
+//! What a job kind is: a [`JobHandler`] does the work and returns the [`JobEffects`] to commit;
+//! the worker writes those effects in the same transaction as the ack, so a job's effect is
+//! recorded exactly when the job is done (a crash before the commit leaves neither).
+
+pub mod selftest;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use store::{
+    Checkpoint, ErrorClass, Job, Link, NewIdentity, NewJob, NewTransfer, Store, StoreError, StoreTx,
+};
+
+/// Why an attempt failed, classed for the retry policy (DESIGN §6).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Transport, 5xx, throttling, lost session, expired token: worth another attempt.
+    #[error("{message}")]
+    Retryable {
+        message: String,
+        /// The remote's hint, e.g. a throttling answer's wait.
+        retry_after: Option<Duration>,
+    },
+    /// Validation, mapping, permission, exhausted quota: a person must act; dead letter now.
+    #[error("{message}")]
+    Permanent { message: String },
+}
+
+impl JobError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        JobError::Retryable {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        JobError::Permanent {
+            message: message.into(),
+        }
+    }
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            JobError::Retryable { .. } => ErrorClass::Retryable,
+            JobError::Permanent { .. } => ErrorClass::Permanent,
+        }
+    }
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            JobError::Retryable { retry_after, .. } => *retry_after,
+            JobError::Permanent { .. } => None,
+        }
+    }
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Corrupt(_) | StoreError::InvalidState(_) | StoreError::NotFound(_) => {
+                JobError::permanent(e.to_string())
+            }
+            _ => JobError::retryable(e.to_string()),
+        }
+    }
+}
+
+/// Records a successful attempt leaves behind, committed atomically with the ack.
+#[derive(Debug, Default, Clone)]
+pub struct JobEffects {
+    pub transfers: Vec<NewTransfer>,
+    pub links: Vec<Link>,
+    pub checkpoints: Vec<Checkpoint>,
+    pub identities: Vec<NewIdentity>,
+    /// Follow-up jobs (e.g. the next saga step).
+    pub enqueue: Vec<NewJob>,
+    /// Inbox events this job has handled: (connection, event id).
+    pub processed_events: Vec<(String, String)>,
+}
+
+impl JobEffects {
+    /// Write every effect into `tx` (the caller acks and commits).
+    pub async fn write(&self, tx: &mut dyn StoreTx, now: store::Millis) -> Result<(), StoreError> {
+        for t in &self.transfers {
+            tx.append_transfer(t).await?;
+        }
+        for l in &self.links {
+            tx.upsert_link(l).await?;
+        }
+        for c in &self.checkpoints {
+            tx.put_checkpoint(c).await?;
+        }
+        for i in &self.identities {
+            tx.upsert_identity(i).await?;
+        }
+        for j in &self.enqueue {
+            tx.enqueue(j).await?;
+        }
+        for (connection, event_id) in &self.processed_events {
+            tx.mark_event_processed(connection, event_id, now).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What a handler gets besides the job.
+#[derive(Clone)]
+pub struct JobContext {
+    pub store: Arc<dyn Store>,
+    /// Which worker runs the job (for logs).
+    pub worker: String,
+}
+
+/// The code behind one job kind.
+#[async_trait]
+pub trait JobHandler: Send + Sync {
+    /// Do the work of one attempt. Side effects on remote systems must be idempotent or
+    /// guarded by a link (DESIGN §3 rule 2): the attempt may be repeated after a crash.
+    async fn run(&self, job: &Job, ctx: &JobContext) -> Result<JobEffects, JobError>;
+}
+
+/// Job kind → handler. Flow recipes register their kinds here.
+#[derive(Default, Clone)]
+pub struct HandlerRegistry {
+    handlers: BTreeMap<String, Arc<dyn JobHandler>>,
+}
+
+impl HandlerRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The kinds every node has.
+    pub fn with_builtins() -> Self {
+        let mut r = Self::new();
+        r.register(selftest::KIND, Arc::new(selftest::SelfTest));
+        r
+    }
+
+    pub fn register(&mut self, kind: impl Into<String>, handler: Arc<dyn JobHandler>) {
+        self.handlers.insert(kind.into(), handler);
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn JobHandler>> {
+        self.handlers.get(kind)
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        self.handlers.keys().map(String::as_str)
+    }
+}
