@@ -25,7 +25,8 @@ pub fn parse_cron(expr: &str) -> Result<Cron, croner::errors::CronError> {
 
 /// The first occurrence strictly after `after` (cron read in the machine's local time).
 pub fn next_occurrence(cron: &Cron, after: Millis) -> Option<Millis> {
-    let start: DateTime<Local> = Local.timestamp_millis_opt(after).single()?;
+    // Cron has whole seconds; croner would carry the milliseconds into its answer.
+    let start: DateTime<Local> = Local.timestamp_opt(after.div_euclid(1000), 0).single()?;
     cron.find_next_occurrence(&start, false)
         .ok()
         .map(|t| t.timestamp_millis())
