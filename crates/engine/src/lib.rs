@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod config;
 pub mod jobs;
+pub mod node;
 pub mod retry;
 pub mod scheduler;
 pub mod worker;

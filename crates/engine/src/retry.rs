@@ -37,6 +37,14 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The policy a flow's `[flows.<name>.retry]` table describes.
+    pub fn from_config(c: &crate::config::RetryConfig) -> Self {
+        Self {
+            schedule: c.schedule.clone(),
+            ..Self::default()
+        }
+    }
+
     /// Attempts a job gets under this policy: the first one plus one per delay.
     pub fn max_attempts(&self) -> i32 {
         i32::try_from(self.schedule.len() + 1).unwrap_or(i32::MAX)

@@ -7,8 +7,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::postgres::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgPool, Postgres, Transaction};
 use store::rows::{
     AuditRow, DeliveryRow, EventRow, IdentityRow, JobRow, ScheduleRow, TransferRow, convert,
     json_text, page_limit,
@@ -43,6 +44,31 @@ impl PostgresStore {
 
     /// Connect with prepared options.
     pub async fn open_with(options: PgConnectOptions, max_connections: u32) -> StoreResult<Self> {
+        // One direct connection first: a pool would only say "timed out", hiding the cause
+        // (refused, unknown database, authentication).
+        let where_ = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("postgres")
+        );
+        match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect_with(&options))
+            .await
+        {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => {
+                return Err(StoreError::Unreachable(format!(
+                    "cannot connect to PostgreSQL at {where_}: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(StoreError::Unreachable(format!(
+                    "cannot connect to PostgreSQL at {where_}: no answer within 5 s"
+                )));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))

@@ -328,9 +328,8 @@ pub struct RetryConfig {
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        let secs = [1, 5, 30, 120, 600, 1800, 7200, 21_600];
         Self {
-            schedule: secs.into_iter().map(Duration::from_secs).collect(),
+            schedule: crate::retry::DEFAULT_SCHEDULE.to_vec(),
             max_attempts: None,
         }
     }

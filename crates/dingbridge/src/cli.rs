@@ -1,0 +1,131 @@
+//! The command line: every command, flag and help text.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dingbridge",
+    version,
+    about = "Self-hosted integration hub: DingTalk ⇄ Kingdee K3Cloud, eHR and in-house systems\n钉钉 ⇄ 金蝶云星空 / eHR / 自有系统 集成中枢",
+    long_about = None,
+    after_help = "Start with `dingbridge demo` (no external service needed). Docs: README.md, docs/ARCHITECTURE.md.\n先运行 `dingbridge demo`（无需任何外部服务）。"
+)]
+pub struct Cli {
+    /// Language of messages: zh or en (default: from LANG / LC_ALL).
+    #[arg(long, global = true, value_enum)]
+    pub lang: Option<LangArg>,
+
+    /// Log format: text or json (default: the config's server.log_format, else text).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+
+    /// The configuration file (all commands but `demo`).
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "dingbridge.toml",
+        env = "DINGBRIDGE_CONFIG"
+    )]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LangArg {
+    Zh,
+    En,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: workers, scheduler and HTTP server (运行节点).
+    Serve {
+        /// Address to listen on (overrides server.listen; default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Run the demo on an embedded SQLite store with the example configuration (演示).
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Where the demo keeps its SQLite file.
+        #[arg(long, default_value = "dingbridge-demo")]
+        data_dir: PathBuf,
+        /// Stop by itself after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Validate the configuration and probe the store (检查配置).
+    Check {},
+    /// Apply the store's migrations (迁移数据库).
+    Migrate {},
+    /// Inspect jobs (作业).
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Dead letters: list, show, replay, discard (死信).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    List {
+        /// Only this status: queued, running, retry, done, dead, discarded.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this flow.
+        #[arg(long)]
+        flow: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job with its payload and last error.
+    Show { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one dead letter with its payload and reason.
+    Show { id: i64 },
+    /// Put dead letters back on the queue with fresh attempts.
+    Replay {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+    /// Set dead letters aside for good (kept as `discarded`).
+    Discard {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+}

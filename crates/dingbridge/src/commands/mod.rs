@@ -1,0 +1,140 @@
+//! One module per command; shared steps (config, store, logging) live here.
+
+mod demo;
+mod jobs;
+mod serve;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use engine::config::{Config, Lang, LogFormat, StoreBackend, StoreConfig};
+use store::Store;
+use store_postgres::PostgresStore;
+use store_sqlite::SqliteStore;
+
+use crate::Failure;
+use crate::cli::{Cli, Command, LogFormatArg};
+use crate::messages::Msg;
+
+pub async fn run(cli: Cli, lang: Lang) -> Result<(), Failure> {
+    let log_format = cli.log_format;
+    let config = cli.config;
+    match cli.command {
+        Command::Serve { listen } => {
+            let cfg = load_config(&config, lang)?;
+            init_logging(log_format, cfg.server.log_format);
+            serve::serve(cfg, listen, lang, None).await
+        }
+        Command::Demo {
+            listen,
+            data_dir,
+            seconds,
+        } => {
+            init_logging(log_format, LogFormat::Text);
+            demo::demo(&listen, &data_dir, seconds, lang).await
+        }
+        Command::Check {} => {
+            let cfg = load_config(&config, lang)?;
+            println!(
+                "{}",
+                Msg::ConfigOk {
+                    connections: cfg.connections.len(),
+                    flows: cfg.flows.len()
+                }
+                .text(lang)
+            );
+            let store = open_store(&cfg.store, lang).await?;
+            let status = store
+                .migration_status()
+                .await
+                .map_err(|e| runtime_error(lang, &e.to_string()))?;
+            let applied = format!("{}/{}", status.applied.len(), status.embedded.len());
+            println!(
+                "{}",
+                Msg::StoreOk {
+                    backend: &store.backend().to_string(),
+                    migrations: &applied
+                }
+                .text(lang)
+            );
+            if !status.is_current() {
+                return Err(Failure::runtime(Msg::StoreNotMigrated.text(lang)));
+            }
+            Ok(())
+        }
+        Command::Migrate {} => {
+            let cfg = load_config(&config, lang)?;
+            let store = open_store(&cfg.store, lang).await?;
+            store
+                .migrate()
+                .await
+                .map_err(|e| runtime_error(lang, &e.to_string()))?;
+            println!(
+                "{}",
+                Msg::Migrated {
+                    backend: &store.backend().to_string()
+                }
+                .text(lang)
+            );
+            Ok(())
+        }
+        Command::Jobs { command } => {
+            let cfg = load_config(&config, lang)?;
+            let store = open_store(&cfg.store, lang).await?;
+            jobs::jobs(store.as_ref(), command, lang).await
+        }
+        Command::Dlq { command } => {
+            let cfg = load_config(&config, lang)?;
+            let store = open_store(&cfg.store, lang).await?;
+            jobs::dlq(store.as_ref(), command, lang).await
+        }
+    }
+}
+
+/// Load and validate the config; its error is already one line with file:line and the fix.
+pub fn load_config(path: &Path, lang: Lang) -> Result<Config, Failure> {
+    Config::load(path).map_err(|e| Failure::input(e.render(lang)))
+}
+
+pub fn runtime_error(lang: Lang, detail: &str) -> Failure {
+    Failure::runtime(Msg::Error { detail }.text(lang))
+}
+
+/// Open the configured store (SQLite or PostgreSQL by the URL's scheme).
+pub async fn open_store(cfg: &StoreConfig, lang: Lang) -> Result<Arc<dyn Store>, Failure> {
+    let opened: Result<Arc<dyn Store>, store::StoreError> = match cfg.backend() {
+        StoreBackend::Sqlite => SqliteStore::open(&cfg.url, cfg.max_connections)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn Store>),
+        StoreBackend::Postgres => PostgresStore::open(&cfg.url, cfg.max_connections)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn Store>),
+    };
+    let store = opened.map_err(|e| runtime_error(lang, &format!("[store] url: {e}")))?;
+    store
+        .ping()
+        .await
+        .map_err(|e| runtime_error(lang, &format!("[store] url: {e}")))?;
+    Ok(store)
+}
+
+/// Logs go to stderr; `RUST_LOG` refines the level.
+fn init_logging(flag: Option<LogFormatArg>, configured: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let json = match flag {
+        Some(LogFormatArg::Json) => true,
+        Some(LogFormatArg::Text) => false,
+        None => configured == LogFormat::Json,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests) is harmless: the first subscriber stays.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,107 @@
+//! `serve`: one node of the hub until Ctrl-C or SIGTERM.
+
+use std::sync::Arc;
+
+use engine::config::{Config, Lang};
+use engine::jobs::HandlerRegistry;
+use engine::node::Node;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use store::Store;
+use tokio_util::sync::CancellationToken;
+
+use super::{open_store, runtime_error};
+use crate::Failure;
+use crate::messages::Msg;
+
+/// Run a node. `ready` is called with the store once it is migrated and the node is
+/// listening (the demo uses it to enqueue its jobs).
+pub async fn serve(
+    cfg: Config,
+    listen: Option<String>,
+    lang: Lang,
+    ready: Option<Box<dyn FnOnce(Arc<dyn Store>, CancellationToken) + Send>>,
+) -> Result<(), Failure> {
+    // Metrics are optional: a second recorder in one process (tests) is not an error.
+    let metrics = PrometheusBuilder::new().install_recorder().ok();
+    let store = open_store(&cfg.store, lang).await?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| runtime_error(lang, &e.to_string()))?;
+    let listen = listen.unwrap_or_else(|| cfg.server.listen.clone());
+    let node =
+        Node::new(Arc::clone(&store), cfg, HandlerRegistry::with_builtins()).map_err(|e| {
+            Failure::input(
+                Msg::Error {
+                    detail: &e.to_string(),
+                }
+                .text(lang),
+            )
+        })?;
+    node.register(engine::clock::now_ms())
+        .await
+        .map_err(|e| runtime_error(lang, &e.to_string()))?;
+    let (listener, addr) = server::bind(&listen)
+        .await
+        .map_err(|e| runtime_error(lang, &e.to_string()))?;
+    println!(
+        "{}",
+        Msg::Listening {
+            url: &format!("http://{addr}")
+        }
+        .text(lang)
+    );
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone(), lang));
+    let state = server::AppState {
+        store: Arc::clone(&store),
+        metrics,
+    };
+    let http = tokio::spawn(server::serve(listener, state, shutdown.clone()));
+    if let Some(ready) = ready {
+        ready(Arc::clone(&store), shutdown.clone());
+    }
+    let result = node.run(shutdown.clone()).await;
+    shutdown.cancel();
+    match http.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+        Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
+        Ok(Ok(())) => {}
+    }
+    result.map_err(|e| runtime_error(lang, &e.to_string()))?;
+    println!("{}", Msg::Stopped.text(lang));
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken, lang: Lang) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        match term {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
+            Err(_) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+    eprintln!("{}", Msg::ShuttingDown.text(lang));
+    shutdown.cancel();
+}

@@ -1,0 +1,102 @@
+//! What the CLI says, in Chinese and English. Keys, paths and identifiers stay untranslated.
+
+use engine::config::Lang;
+
+/// One message, rendered with [`Msg::text`].
+pub enum Msg<'a> {
+    ConfigOk {
+        connections: usize,
+        flows: usize,
+    },
+    StoreOk {
+        backend: &'a str,
+        migrations: &'a str,
+    },
+    StoreNotMigrated,
+    Migrated {
+        backend: &'a str,
+    },
+    Listening {
+        url: &'a str,
+    },
+    DemoIntro {
+        dir: &'a str,
+    },
+    DemoEnqueued {
+        count: usize,
+    },
+    ShuttingDown,
+    Stopped,
+    NoJobs,
+    Replayed {
+        id: i64,
+    },
+    Discarded {
+        id: i64,
+    },
+    NotFound {
+        id: i64,
+    },
+    Error {
+        detail: &'a str,
+    },
+}
+
+impl Msg<'_> {
+    pub fn text(&self, lang: Lang) -> String {
+        use Msg::*;
+        let zh = lang == Lang::Zh;
+        match self {
+            ConfigOk { connections, flows } if zh => {
+                format!("配置有效：{connections} 个连接，{flows} 个流程")
+            }
+            ConfigOk { connections, flows } => {
+                format!("configuration is valid: {connections} connections, {flows} flows")
+            }
+            StoreOk {
+                backend,
+                migrations,
+            } if zh => {
+                format!("存储可用（{backend}），迁移：{migrations}")
+            }
+            StoreOk {
+                backend,
+                migrations,
+            } => {
+                format!("store reachable ({backend}), migrations: {migrations}")
+            }
+            StoreNotMigrated if zh => "存储尚未迁移到最新：请运行 `dingbridge migrate`".into(),
+            StoreNotMigrated => "the store is not migrated: run `dingbridge migrate`".into(),
+            Migrated { backend } if zh => format!("迁移完成（{backend}）"),
+            Migrated { backend } => format!("migrations applied ({backend})"),
+            Listening { url } if zh => format!("节点已启动：{url}  （/healthz /readyz /metrics）"),
+            Listening { url } => format!("node listening on {url}  (/healthz /readyz /metrics)"),
+            DemoIntro { dir } if zh => format!(
+                "dingbridge 演示：嵌入式 SQLite 存储位于 {dir}，示例配置 examples/dingbridge.toml"
+            ),
+            DemoIntro { dir } => format!(
+                "dingbridge demo: embedded SQLite store in {dir}, example config examples/dingbridge.toml"
+            ),
+            DemoEnqueued { count } if zh => {
+                format!("已加入 {count} 个演示作业（含一次重试与一个死信）；按 Ctrl-C 停止")
+            }
+            DemoEnqueued { count } => format!(
+                "enqueued {count} demo jobs (one retries, one becomes a dead letter); Ctrl-C to stop"
+            ),
+            ShuttingDown if zh => "正在停止：完成或释放已领取的作业…".into(),
+            ShuttingDown => "shutting down: finishing or releasing claimed jobs…".into(),
+            Stopped if zh => "已停止".into(),
+            Stopped => "stopped".into(),
+            NoJobs if zh => "没有作业".into(),
+            NoJobs => "no jobs".into(),
+            Replayed { id } if zh => format!("作业 {id} 已重新入队"),
+            Replayed { id } => format!("job {id} queued again"),
+            Discarded { id } if zh => format!("作业 {id} 已丢弃"),
+            Discarded { id } => format!("job {id} discarded"),
+            NotFound { id } if zh => format!("找不到作业 {id}"),
+            NotFound { id } => format!("no job {id}"),
+            Error { detail } if zh => format!("错误：{detail}"),
+            Error { detail } => format!("error: {detail}"),
+        }
+    }
+}
