@@ -1,0 +1,248 @@
+//! The binary as a user meets it: bad input gives one clear line and a non-zero exit; a running
+//! node answers /healthz, /readyz and /metrics; dead letters can be listed and replayed.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dingbridge");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("LANG")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .output()
+        .unwrap()
+}
+
+/// Write `text` as a config and run `check` on it; returns (exit code, stderr).
+fn check(text: &str, lang: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dingbridge.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = run(&["--lang", lang, "check", "--config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn one_line(s: &str) {
+    assert_eq!(s.lines().count(), 1, "expected one line, got:\n{s}");
+}
+
+#[test]
+fn malformed_config_names_file_line_and_fix() {
+    let (code, err) = check("[server]\nlisten = \"127.0.0.1:8080\n", "en");
+    assert_eq!(code, 2);
+    one_line(&err);
+    assert!(err.contains("dingbridge.toml:2:"), "{err}");
+    assert!(err.contains("syntax"), "{err}");
+}
+
+#[test]
+fn unknown_key_lists_what_is_allowed() {
+    let (code, err) = check("[workers]\ncount = 2\nqueus = [\"default\"]\n", "en");
+    assert_eq!(code, 2);
+    one_line(&err);
+    assert!(err.contains("dingbridge.toml:3:1"), "{err}");
+    assert!(
+        err.contains("queus") && err.contains("allowed") && err.contains("queues"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_cron_names_the_flow_and_gives_an_example_in_both_languages() {
+    let text = "[flows.org_sync]\nrecipe = \"selftest\"\nschedule = \"every day\"\n";
+    let (code, err) = check(text, "en");
+    assert_eq!(code, 2);
+    one_line(&err);
+    assert!(
+        err.contains(":3:") && err.contains("org_sync") && err.contains("every day"),
+        "{err}"
+    );
+    let (code, err) = check(text, "zh");
+    assert_eq!(code, 2);
+    one_line(&err);
+    assert!(err.contains("cron") && err.contains("例如"), "{err}");
+}
+
+#[test]
+fn unreachable_database_is_one_line_and_exit_1() {
+    let (code, err) = check(
+        "[store]\nurl = \"postgres://nobody@127.0.0.1:9/none\"\n",
+        "en",
+    );
+    assert_eq!(code, 1);
+    one_line(&err);
+    assert!(
+        err.contains("[store] url") && err.contains("127.0.0.1:9"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_recipe_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dingbridge.toml");
+    let db = dir.path().join("s.sqlite");
+    std::fs::write(
+        &path,
+        format!(
+            "[store]\nurl = \"sqlite://{}\"\n\n[flows.sync]\nrecipe = \"no_such_recipe\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let out = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        path.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no_such_recipe") && err.contains("available: selftest"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_is_complete() {
+    let out = run(&["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in [
+        "serve", "demo", "check", "migrate", "jobs", "dlq", "--lang", "--config",
+    ] {
+        assert!(text.contains(cmd), "--help lacks {cmd}:\n{text}");
+    }
+    let out = run(&["dlq", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["list", "show", "replay", "discard"] {
+        assert!(text.contains(cmd), "dlq --help lacks {cmd}:\n{text}");
+    }
+}
+
+/// A node on SQLite: HTTP endpoints, then the dead letter it produced is replayed by the CLI.
+#[test]
+fn node_serves_health_ready_metrics_and_dlq_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.sqlite");
+    let config = dir.path().join("dingbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"sqlite://{}\"\n\n[workers]\ncount = 2\npoll_interval_ms = 50\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    assert!(run(&["migrate", "--config", cfg]).status.success());
+    // A job that fails permanently, enqueued through the store the node shares.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = rt.block_on(async {
+        let s = store_sqlite::SqliteStore::open(&format!("sqlite://{}", db.display()), 1)
+            .await
+            .unwrap();
+        use store::Store;
+        let job = store::NewJob::new(
+            "selftest",
+            serde_json::json!({"permanent": true, "title": "采购申请"}),
+            engine::clock::now_ms(),
+        );
+        s.enqueue(&job).await.unwrap().id.0
+    });
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut node = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+            cfg,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::new();
+    let mut ready = None;
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send() {
+            ready = Some(r);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ready = ready.expect("node answers /readyz");
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().unwrap();
+    assert_eq!(body["ready"], true);
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "ok"
+    );
+    // Wait until the job is a dead letter, then check the metrics say so.
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if metrics.contains("dingbridge_queue_depth{queue=\"default\",status=\"dead\"} 1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        metrics.contains("dingbridge_queue_depth{queue=\"default\",status=\"dead\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("dingbridge_jobs_dead_total"), "{metrics}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status();
+    let _ = node.wait();
+
+    let out = run(&["dlq", "list", "--config", cfg]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&id.to_string()) && text.contains("dead"),
+        "{text}"
+    );
+    let out = run(&[
+        "--lang",
+        "zh",
+        "dlq",
+        "replay",
+        &id.to_string(),
+        "--config",
+        cfg,
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("已重新入队"));
+    let out = run(&["dlq", "replay", &id.to_string(), "--config", cfg]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "replaying a queued job is refused"
+    );
+    let out = run(&["dlq", "show", "999999", "--config", cfg]);
+    assert_eq!(out.status.code(), Some(2));
+}
