@@ -25,6 +25,12 @@ pub enum Msg<'a> {
     DemoEnqueued {
         count: usize,
     },
+    Progress {
+        queued: i64,
+        retry: i64,
+        done: i64,
+        dead: i64,
+    },
     ShuttingDown,
     Stopped,
     NoJobs,
@@ -72,10 +78,12 @@ impl Msg<'_> {
             Listening { url } if zh => format!("节点已启动：{url}  （/healthz /readyz /metrics）"),
             Listening { url } => format!("node listening on {url}  (/healthz /readyz /metrics)"),
             DemoIntro { dir } if zh => format!(
-                "dingbridge 演示：嵌入式 SQLite 存储位于 {dir}，示例配置 examples/dingbridge.toml"
+                "dingbridge 演示：嵌入式 SQLite 存储位于 {dir}，配置 {dir}/dingbridge.toml（来自 examples/dingbridge.toml）\n\
+                 另开终端查看：dingbridge jobs list -c {dir}/dingbridge.toml ；dingbridge dlq list -c {dir}/dingbridge.toml"
             ),
             DemoIntro { dir } => format!(
-                "dingbridge demo: embedded SQLite store in {dir}, example config examples/dingbridge.toml"
+                "dingbridge demo: embedded SQLite store in {dir}, config {dir}/dingbridge.toml (from examples/dingbridge.toml)\n\
+                 in another terminal: dingbridge jobs list -c {dir}/dingbridge.toml ; dingbridge dlq list -c {dir}/dingbridge.toml"
             ),
             DemoEnqueued { count } if zh => {
                 format!("已加入 {count} 个演示作业（含一次重试与一个死信）；按 Ctrl-C 停止")
@@ -83,6 +91,24 @@ impl Msg<'_> {
             DemoEnqueued { count } => format!(
                 "enqueued {count} demo jobs (one retries, one becomes a dead letter); Ctrl-C to stop"
             ),
+            Progress {
+                queued,
+                retry,
+                done,
+                dead,
+            } if zh => {
+                format!("队列：待处理 {queued}，等待重试 {retry}，已完成 {done}，死信 {dead}")
+            }
+            Progress {
+                queued,
+                retry,
+                done,
+                dead,
+            } => {
+                format!(
+                    "queue: pending {queued}, waiting to retry {retry}, done {done}, dead letters {dead}"
+                )
+            }
             ShuttingDown if zh => "正在停止：完成或释放已领取的作业…".into(),
             ShuttingDown => "shutting down: finishing or releasing claimed jobs…".into(),
             Stopped if zh => "已停止".into(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use engine::config::{Config, Lang};
 use serde_json::json;
-use store::NewJob;
+use store::{JobStatus, NewJob};
 
 use super::runtime_error;
 use crate::Failure;
@@ -33,9 +33,22 @@ pub async fn demo(
 ) -> Result<(), Failure> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| runtime_error(lang, &format!("cannot create {}: {e}", data_dir.display())))?;
-    let mut cfg = Config::from_str(EXAMPLE, "examples/dingbridge.toml")
+    // The example with the store moved into the data dir, written out so that `jobs` and
+    // `dlq` can be pointed at the demo's store with `-c <data-dir>/dingbridge.toml`.
+    let url = format!("sqlite://{}", data_dir.join("demo.sqlite").display());
+    let text = EXAMPLE.replace(
+        "url = \"sqlite://dingbridge.sqlite\"",
+        &format!("url = \"{url}\""),
+    );
+    let config_path = data_dir.join("dingbridge.toml");
+    std::fs::write(&config_path, &text).map_err(|e| {
+        runtime_error(
+            lang,
+            &format!("cannot write {}: {e}", config_path.display()),
+        )
+    })?;
+    let cfg = Config::from_str(&text, &config_path.display().to_string())
         .map_err(|e| Failure::input(e.render(lang)))?;
-    cfg.store.url = format!("sqlite://{}", data_dir.join("demo.sqlite").display());
     println!(
         "{}",
         Msg::DemoIntro {
@@ -67,9 +80,35 @@ pub async fn demo(
                     }
                 }
                 println!("{}", Msg::DemoEnqueued { count }.text(lang));
-                if let Some(s) = seconds {
-                    tokio::time::sleep(Duration::from_secs(s)).await;
-                    shutdown.cancel();
+                let deadline =
+                    seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+                let mut last = String::new();
+                while !shutdown.is_cancelled() {
+                    if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                        shutdown.cancel();
+                        break;
+                    }
+                    if let Ok(depths) = store.queue_depths().await {
+                        let n = |st: JobStatus| {
+                            depths
+                                .iter()
+                                .filter(|d| d.status == st)
+                                .map(|d| d.count)
+                                .sum::<i64>()
+                        };
+                        let line = Msg::Progress {
+                            queued: n(JobStatus::Queued) + n(JobStatus::Running),
+                            retry: n(JobStatus::Retry),
+                            done: n(JobStatus::Done),
+                            dead: n(JobStatus::Dead),
+                        }
+                        .text(lang);
+                        if line != last {
+                            println!("{line}");
+                            last = line;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             });
         },
