@@ -200,3 +200,86 @@ async fn sigterm_releases_claimed_jobs_it_cannot_finish() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_store_share_the_work_each_job_once() {
+    const JOBS: usize = 400;
+    for ts in test_stores().await {
+        let s = &ts.store;
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &ts.url, 1);
+        let now = engine::clock::now_ms();
+        for i in 0..JOBS {
+            let job = NewJob::new(
+                "selftest",
+                json!({"key": format!("shared-{i}"), "sleep_ms": 5}),
+                now,
+            );
+            s.enqueue(&job).await.unwrap();
+        }
+        let mut a = start(&config, &dir.path().join("a.log"));
+        let mut b = start(&config, &dir.path().join("b.log"));
+        let (a_pid, b_pid) = (a.id(), b.id());
+        wait_for(
+            "every job done by two nodes",
+            Duration::from_secs(180),
+            async || count(s, JobStatus::Done).await == JOBS as i64,
+        )
+        .await;
+        a.start_kill().unwrap();
+        b.start_kill().unwrap();
+        let _ = a.wait().await;
+        let _ = b.wait().await;
+        let log = s
+            .list_transfers(&TransferFilter {
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut per_key: HashMap<String, usize> = HashMap::new();
+        for t in &log {
+            *per_key.entry(t.entry.source_key.clone()).or_default() += 1;
+        }
+        assert_eq!(per_key.len(), JOBS, "{}", ts.name);
+        assert!(
+            per_key.values().all(|&n| n == 1),
+            "{}: a job's effect happened twice",
+            ts.name
+        );
+        // Both nodes took part: worker names are `<host>-<pid>-<rand>/<n>`.
+        let jobs = s
+            .list_jobs(&JobFilter {
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(jobs.iter().all(|j| j.status == JobStatus::Done));
+        let mut per_pid: HashMap<u32, usize> = HashMap::new();
+        let pids: Vec<u32> = [a_pid, b_pid].into_iter().flatten().collect();
+        for t in &log {
+            let worker = t
+                .entry
+                .response
+                .as_ref()
+                .and_then(|r| r["worker"].as_str())
+                .unwrap_or("");
+            for pid in &pids {
+                if worker.contains(&format!("-{pid}-")) {
+                    *per_pid.entry(*pid).or_default() += 1;
+                }
+            }
+        }
+        eprintln!(
+            "two nodes on {}: {JOBS} jobs, each effect once; jobs per process {per_pid:?}",
+            ts.name
+        );
+        assert_eq!(
+            per_pid.len(),
+            2,
+            "{}: both nodes must have done work: {per_pid:?}",
+            ts.name
+        );
+    }
+}

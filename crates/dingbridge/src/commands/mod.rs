@@ -93,7 +93,11 @@ pub async fn run(cli: Cli, lang: Lang) -> Result<(), Failure> {
 
 /// Load and validate the config; its error is already one line with file:line and the fix.
 pub fn load_config(path: &Path, lang: Lang) -> Result<Config, Failure> {
-    Config::load(path).map_err(|e| Failure::input(e.render(lang)))
+    let cfg = Config::load(path).map_err(|e| Failure::input(e.render(lang)))?;
+    // Limits are checked as a whole (e.g. a group's rule against the connection's total).
+    cfg.limiter_registry()
+        .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+    Ok(cfg)
 }
 
 pub fn runtime_error(lang: Lang, detail: &str) -> Failure {

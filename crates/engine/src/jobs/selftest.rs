@@ -35,7 +35,7 @@ pub struct SelfTest;
 
 #[async_trait]
 impl JobHandler for SelfTest {
-    async fn run(&self, job: &Job, _ctx: &JobContext) -> Result<JobEffects, JobError> {
+    async fn run(&self, job: &Job, ctx: &JobContext) -> Result<JobEffects, JobError> {
         let started = now_ms();
         let p: Payload = serde_json::from_value(job.payload.clone()).map_err(|e| {
             JobError::permanent(format!(
@@ -62,7 +62,8 @@ impl JobHandler for SelfTest {
                 job_id: Some(job.id),
                 attempt: job.attempts,
                 request: Some(job.payload.clone()),
-                response: p.title.map(|t| serde_json::json!({ "title": t })),
+                // Which worker (node and task) did it: visible in the transfer log.
+                response: Some(serde_json::json!({ "worker": ctx.worker, "title": p.title })),
                 outcome: "done".into(),
                 error: None,
                 started_at: started,
