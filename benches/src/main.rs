@@ -1,1 +1,65 @@
-fn main() {}
+//! dingbridge benchmarks (DESIGN §10): one subcommand per scenario, each writing a JSON report
+//! to `<out-dir>/<scenario>.json` and a short summary to stdout. Run through `scripts/bench`.
+//!
+//! Adding a scenario: a module under `scenarios/` with a `clap::Args` struct and an
+//! `async fn run(args) -> anyhow::Result<Outcome>`, plus one variant in [`Scenario`].
+//! Reports carry measurements only: no timing threshold is checked anywhere.
+
+mod db;
+mod report;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dingbridge-bench",
+    about = "dingbridge benchmarks with JSON reports"
+)]
+struct Cli {
+    /// Where reports go (`<out-dir>/<scenario>.json`); created if missing.
+    #[arg(long, global = true, env = "DINGBRIDGE_BENCH_OUT", default_value_os_t = default_out_dir())]
+    out_dir: PathBuf,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// The job queue against the store (SQLite, PostgreSQL) and a plain-SQL reference.
+    Queue(scenarios::queue::Args),
+}
+
+/// `target/bench` of the workspace (or of `CARGO_TARGET_DIR`).
+fn default_out_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    target.join("bench")
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("FAILED: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let outcome = match cli.scenario {
+        Scenario::Queue(args) => scenarios::queue::run(args).await?,
+    };
+    let path = outcome.write(&cli.out_dir)?;
+    print!("{}", outcome.summary);
+    println!("report: {}", path.display());
+    Ok(())
+}

@@ -13,13 +13,16 @@ use super::{open_store, runtime_error};
 use crate::Failure;
 use crate::messages::Msg;
 
+/// Called once the node is migrated and listening, with the store and the shutdown token.
+pub type OnReady = Box<dyn FnOnce(Arc<dyn Store>, CancellationToken) + Send>;
+
 /// Run a node. `ready` is called with the store once it is migrated and the node is
 /// listening (the demo uses it to enqueue its jobs).
 pub async fn serve(
     cfg: Config,
     listen: Option<String>,
     lang: Lang,
-    ready: Option<Box<dyn FnOnce(Arc<dyn Store>, CancellationToken) + Send>>,
+    ready: Option<OnReady>,
 ) -> Result<(), Failure> {
     // Metrics are optional: a second recorder in one process (tests) is not an error.
     let metrics = PrometheusBuilder::new().install_recorder().ok();
