@@ -1,0 +1,3 @@
+//! One module per scenario; each has `Args` (its command line) and `run`.
+
+pub mod queue;
