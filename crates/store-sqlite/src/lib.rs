@@ -1,9 +1,13 @@
 //! The SQLite store: the embedded default. One file in WAL mode with a busy timeout; every
 //! write transaction takes the write lock up front (`BEGIN IMMEDIATE`) so two writers never
 //! deadlock upgrading a read lock, which also makes a claim atomic without `SKIP LOCKED`.
+//! Within one process, writers also queue on an async mutex: SQLite's busy handler polls with
+//! growing sleeps, so writers contending inside one process saw claims stall for seconds
+//! (`scripts/bench queue`, 4 workers); the busy timeout remains for other processes.
 //! Queries are checked at compile time against `migrations/` (offline data in `.sqlx/`).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +18,7 @@ use store::rows::{
     json_text, page_limit,
 };
 use store::*;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -24,6 +29,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// This process's writers take turns here before asking SQLite for the write lock.
+    writer: Arc<Mutex<()>>,
 }
 
 fn db(e: sqlx::Error) -> StoreError {
@@ -51,11 +58,22 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unreachable(format!("cannot open SQLite `{url}`: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Arc::new(Mutex::new(())),
+        })
     }
 
-    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    /// A write transaction holding this process's writer turn and SQLite's write lock.
+    async fn write_tx(&self) -> StoreResult<SqliteTx> {
+        let turn = self.write_turn().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        Ok(SqliteTx { tx, _turn: turn })
+    }
+
+    /// This process's turn to write (for single statements outside a transaction).
+    async fn write_turn(&self) -> OwnedMutexGuard<()> {
+        Arc::clone(&self.writer).lock_owned().await
     }
 
     /// Why a conditional update on a job matched nothing.
@@ -104,9 +122,7 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
-        Ok(Box::new(SqliteTx {
-            tx: self.write_tx().await?,
-        }))
+        Ok(Box::new(self.write_tx().await?))
     }
 
     async fn claim_jobs(&self, req: &ClaimRequest) -> StoreResult<Vec<Job>> {
@@ -134,10 +150,10 @@ impl Store for SqliteStore {
             queues,
             req.limit,
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *tx.tx)
         .await
         .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        tx.tx.commit().await.map_err(db)?;
         let mut jobs: Vec<Job> = convert(rows)?;
         // RETURNING gives no order: hand jobs out in claim order.
         jobs.sort_by(|a, b| (b.priority, a.run_at, a.id).cmp(&(a.priority, b.run_at, b.id)));
@@ -145,6 +161,7 @@ impl Store for SqliteStore {
     }
 
     async fn heartbeat(&self, lease: &LeaseRef, until: Millis, now: Millis) -> StoreResult<()> {
+        let turn = self.write_turn().await;
         let done = sqlx::query!(
             "UPDATE jobs SET lease_expires_at = ?, updated_at = ?
              WHERE id = ? AND lease_seq = ? AND status = 'running'",
@@ -156,6 +173,7 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
+        drop(turn);
         if done.rows_affected() == 1 {
             Ok(())
         } else {
@@ -172,6 +190,7 @@ impl Store for SqliteStore {
         let status_text = status.as_str();
         let finished = failure.retry_at.is_none().then_some(failure.now);
         let class = failure.class.as_str();
+        let turn = self.write_turn().await;
         let done = sqlx::query!(
             "UPDATE jobs SET status = ?, run_at = COALESCE(?, run_at), last_error = ?,
                  error_class = ?, lease_owner = NULL, lease_expires_at = NULL,
@@ -189,6 +208,7 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
+        drop(turn);
         if done.rows_affected() == 1 {
             Ok(status)
         } else {
@@ -197,6 +217,7 @@ impl Store for SqliteStore {
     }
 
     async fn release_job(&self, lease: &LeaseRef, now: Millis) -> StoreResult<()> {
+        let turn = self.write_turn().await;
         let done = sqlx::query!(
             "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL,
                  lease_expires_at = NULL, updated_at = ?
@@ -208,6 +229,7 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
+        drop(turn);
         if done.rows_affected() == 1 {
             Ok(())
         } else {
@@ -226,7 +248,7 @@ impl Store for SqliteStore {
             now,
             now,
         )
-        .execute(&mut *tx)
+        .execute(&mut *tx.tx)
         .await
         .map_err(db)?
         .rows_affected();
@@ -239,15 +261,16 @@ impl Store for SqliteStore {
             now,
             now,
         )
-        .execute(&mut *tx)
+        .execute(&mut *tx.tx)
         .await
         .map_err(db)?
         .rows_affected();
-        tx.commit().await.map_err(db)?;
+        tx.tx.commit().await.map_err(db)?;
         Ok(ReapReport { retried, dead })
     }
 
     async fn replay_job(&self, id: JobId, now: Millis) -> StoreResult<()> {
+        let turn = self.write_turn().await;
         let done = sqlx::query!(
             "UPDATE jobs SET status = 'queued', attempts = 0, run_at = ?, updated_at = ?,
                  finished_at = NULL
@@ -259,6 +282,7 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
+        drop(turn);
         if done.rows_affected() == 1 {
             Ok(())
         } else {
@@ -267,6 +291,7 @@ impl Store for SqliteStore {
     }
 
     async fn discard_job(&self, id: JobId, now: Millis) -> StoreResult<()> {
+        let turn = self.write_turn().await;
         let done = sqlx::query!(
             "UPDATE jobs SET status = 'discarded', updated_at = ?, finished_at = ?
              WHERE id = ? AND status = 'dead'",
@@ -277,6 +302,7 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
+        drop(turn);
         if done.rows_affected() == 1 {
             Ok(())
         } else {
@@ -343,6 +369,7 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_schedule(&self, s: &ScheduleSpec) -> StoreResult<()> {
+        let turn = self.write_turn().await;
         sqlx::query!(
             "INSERT INTO schedules (name, cron, next_fire_at, updated_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (name) DO UPDATE SET
@@ -357,6 +384,7 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
+        drop(turn);
         Ok(())
     }
 
@@ -379,9 +407,7 @@ impl Store for SqliteStore {
         next_at: Millis,
         job: &NewJob,
     ) -> StoreResult<Option<Enqueued>> {
-        let mut tx = SqliteTx {
-            tx: self.write_tx().await?,
-        };
+        let mut tx = self.write_tx().await?;
         let won = sqlx::query!(
             "UPDATE schedules SET next_fire_at = ?, last_fired_at = ?, updated_at = ?
              WHERE name = ? AND next_fire_at = ?",
@@ -552,7 +578,9 @@ fn identity_column(key: &IdentityKey) -> (&'static str, &str) {
 
 /// A write transaction on SQLite (already holding the write lock).
 pub struct SqliteTx {
+    // Declared first so it rolls back (or is committed) before the writer turn is given back.
     tx: Transaction<'static, Sqlite>,
+    _turn: OwnedMutexGuard<()>,
 }
 
 #[async_trait]
