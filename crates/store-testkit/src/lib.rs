@@ -8,16 +8,22 @@
 //! each test is reported as skipped on stderr; with `DINGBRIDGE_REQUIRE_POSTGRES=1` (set by CI
 //! when the server is up) that is a failure instead, so it can never pass silently.
 
-use std::str::FromStr;
+pub mod scratch;
+
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
 use store::{Store, StoreError};
 use store_postgres::PostgresStore;
 use store_sqlite::SqliteStore;
 use tokio::sync::OnceCell;
+
+use crate::scratch::ScratchSchema;
+
+/// Test schemas are `dbt_<unix seconds>_<random>`.
+const SCHEMA_PREFIX: &str = "dbt_";
 
 /// The PostgreSQL the tests use unless told otherwise.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -49,7 +55,7 @@ pub async fn postgres_available() -> bool {
             let url = postgres_url();
             let probe = async {
                 let mut conn = PgConnection::connect(&url).await?;
-                sweep_old_schemas(&mut conn).await?;
+                scratch::sweep_old_schemas(&mut conn, SCHEMA_PREFIX).await?;
                 conn.close().await
             };
             match tokio::time::timeout(Duration::from_secs(3), probe).await {
@@ -72,33 +78,6 @@ fn skip_notice(url: &str, why: &str) -> bool {
     false
 }
 
-/// Schemas are named `dbt_<unix seconds>_<random>`; drop those older than an hour.
-async fn sweep_old_schemas(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'dbt\\_%'")
-            .fetch_all(&mut *conn)
-            .await?;
-    let hour_ago = unix_seconds().saturating_sub(3600);
-    for name in names {
-        let born = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
-        if born.is_some_and(|t| t < hour_ago) {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
-            )))
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// A migrated SQLite store in a temporary file.
 pub async fn sqlite_store() -> Result<TestStore, StoreError> {
     let dir = tempfile::tempdir().map_err(|e| StoreError::Unreachable(e.to_string()))?;
@@ -118,26 +97,19 @@ pub async fn postgres_store() -> Result<Option<TestStore>, StoreError> {
     if !postgres_available().await {
         return Ok(None);
     }
-    let base = postgres_url();
-    let schema = format!("dbt_{}_{:08x}", unix_seconds(), rand::random::<u32>());
-    let mut conn = PgConnection::connect(&base)
+    let schema = ScratchSchema::create(&postgres_url(), SCHEMA_PREFIX)
         .await
         .map_err(|e| StoreError::Unreachable(e.to_string()))?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-        .execute(&mut conn)
-        .await
-        .map_err(|e| StoreError::Database(e.to_string()))?;
-    let _ = conn.close().await;
-    let options = PgConnectOptions::from_str(&base)
-        .map_err(|e| StoreError::Unreachable(e.to_string()))?
-        .options([("search_path", schema.as_str())]);
+    let options = schema
+        .options()
+        .map_err(|e| StoreError::Unreachable(e.to_string()))?;
     let store = PostgresStore::open_with(options, 8).await?;
     store.migrate().await?;
-    let sep = if base.contains('?') { '&' } else { '?' };
+    // The schema is left for the sweep: tests end by dropping their stores, not awaiting.
     Ok(Some(TestStore {
         name: "postgres",
         store: Arc::new(store),
-        url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+        url: schema.url(),
         _dir: None,
     }))
 }
