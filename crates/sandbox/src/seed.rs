@@ -482,11 +482,7 @@ impl Seed {
                 )));
             }
         }
-        if self
-            .departments
-            .iter()
-            .any(|d| self.depth_of(d.id).is_none())
-        {
+        if self.depths().is_none() {
             return Err(SeedError::Invalid("department tree has a cycle".into()));
         }
         let mut userids = HashSet::new();
