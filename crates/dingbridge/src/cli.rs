@@ -71,6 +71,24 @@ pub enum Command {
     Check {},
     /// Apply the store's migrations (迁移数据库).
     Migrate {},
+    /// Run the platform simulators alone, for tests and trials (模拟器).
+    ///
+    /// Today: the Kingdee K3Cloud simulator. It prints its base URL and credentials as a
+    /// ready-to-paste `[connections.…]` block for dingbridge.toml.
+    Sandbox {
+        /// Where the Kingdee K3Cloud simulator listens.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        kingdee_listen: String,
+        /// The company to load (JSON; default: the built-in 杭州示例科技有限公司).
+        #[arg(long)]
+        seed: Option<PathBuf>,
+        /// Generate a company of this size instead, e.g. `users=100000,depts=5000`.
+        #[arg(long, conflicts_with = "seed")]
+        scale: Option<String>,
+        /// Also write the `[connections.…]` block to this file.
+        #[arg(long)]
+        config_out: Option<PathBuf>,
+    },
     /// Inspect jobs (作业).
     Jobs {
         #[command(subcommand)]

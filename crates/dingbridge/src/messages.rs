@@ -31,6 +31,12 @@ pub enum Msg<'a> {
         done: i64,
         dead: i64,
     },
+    SandboxReady {
+        kingdee: &'a str,
+        admin: &'a str,
+        users: usize,
+        depts: usize,
+    },
     ShuttingDown,
     Stopped,
     NoJobs,
@@ -109,6 +115,24 @@ impl Msg<'_> {
                     "queue: pending {queued}, waiting to retry {retry}, done {done}, dead letters {dead}"
                 )
             }
+            SandboxReady {
+                kingdee,
+                admin,
+                users,
+                depts,
+            } if zh => format!(
+                "金蝶云星空模拟器：{kingdee}（管理接口 {admin}），示例公司 {users} 名员工、{depts} 个部门。\n\
+                 把下面的连接配置粘贴到 dingbridge.toml："
+            ),
+            SandboxReady {
+                kingdee,
+                admin,
+                users,
+                depts,
+            } => format!(
+                "Kingdee K3Cloud simulator: {kingdee} (admin API {admin}), demo company with {users} people in {depts} departments.\n\
+                 Paste this connection into dingbridge.toml:"
+            ),
             ShuttingDown if zh => "正在停止：完成或释放已领取的作业…".into(),
             ShuttingDown => "shutting down: finishing or releasing claimed jobs…".into(),
             Stopped if zh => "已停止".into(),

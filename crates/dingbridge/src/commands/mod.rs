@@ -2,6 +2,7 @@
 
 mod demo;
 mod jobs;
+mod sandbox;
 mod serve;
 
 use std::path::Path;
@@ -32,6 +33,22 @@ pub async fn run(cli: Cli, lang: Lang) -> Result<(), Failure> {
         } => {
             init_logging(log_format, LogFormat::Text);
             demo::demo(&listen, &data_dir, seconds, lang).await
+        }
+        Command::Sandbox {
+            kingdee_listen,
+            seed,
+            scale,
+            config_out,
+        } => {
+            init_logging(log_format, LogFormat::Text);
+            sandbox::sandbox(
+                &kingdee_listen,
+                seed.as_deref(),
+                scale.as_deref(),
+                config_out.as_deref(),
+                lang,
+            )
+            .await
         }
         Command::Check {} => {
             let cfg = load_config(&config, lang)?;
