@@ -31,6 +31,8 @@ struct Cli {
 enum Scenario {
     /// The job queue against the store (SQLite, PostgreSQL) and a plain-SQL reference.
     Queue(scenarios::queue::Args),
+    /// N employees through Kingdee BatchSave at several batch sizes, against the sandbox.
+    KingdeeBatchsave(scenarios::kingdee_batchsave::Args),
 }
 
 /// `target/bench` of the workspace (or of `CARGO_TARGET_DIR`).
@@ -57,6 +59,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let outcome = match cli.scenario {
         Scenario::Queue(args) => scenarios::queue::run(args).await?,
+        Scenario::KingdeeBatchsave(args) => scenarios::kingdee_batchsave::run(args).await?,
     };
     let path = outcome.write(&cli.out_dir)?;
     print!("{}", outcome.summary);

@@ -1,3 +1,4 @@
 //! One module per scenario; each has `Args` (its command line) and `run`.
 
+pub mod kingdee_batchsave;
 pub mod queue;

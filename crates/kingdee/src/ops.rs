@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::client::KingdeeClient;
-use crate::config::MAX_QUERY_PAGE;
+use crate::config::{DEFAULT_QUERY_PAGE, MAX_QUERY_PAGE};
 use crate::envelope::{
-    OperationResult, ResponseStatus, RowMessage, SuccessEntity, expect_success, find_status,
+    MsgCode, OperationResult, ResponseStatus, RowMessage, SuccessEntity, expect_success, find_status,
     parse_operation, snippet,
 };
 use crate::error::KingdeeError;
@@ -619,8 +619,19 @@ impl KingdeeClient {
             .await?;
         let result = parse_operation(Op::BatchSave.method(), &body)?;
         let status = result.status;
-        let row_level =
-            !status.success_entitys.is_empty() || status.errors.iter().any(|e| e.d_index.is_some());
+        // `DIndex` is an `int` in the server's DTO, so errors about the whole call (unknown
+        // form, no permission, bad parameters…) carry `DIndex: 0` too (§2.3): its presence does
+        // not make an error row-level. Rows were processed when some were saved, or when the
+        // failure is a data error of the rows (validation, missing reference, no such record).
+        let row_level = !status.success_entitys.is_empty()
+            || (status.errors.iter().any(|e| e.d_index.is_some())
+                && matches!(
+                    status.msg_code,
+                    MsgCode::Default
+                        | MsgCode::NotFound
+                        | MsgCode::NoMatchingData
+                        | MsgCode::ValidationFailed
+                ));
         if !status.is_success && !row_level {
             return Err(KingdeeError::Api {
                 service: Op::BatchSave.method().to_owned(),
@@ -717,7 +728,9 @@ impl KingdeeClient {
 
     /// All rows of an `ExecuteBillQuery`, fetched page by page (`StartRow`/`Limit`, at most the
     /// configured page size and never over the server cap of 10000). `TopRowCount` is applied
-    /// on this side. A page shorter than asked ends the stream.
+    /// on this side. A page shorter than asked ends the stream when at most 2000 rows were asked
+    /// (the default server cap); with larger pages, which a server may cap silently, an empty
+    /// page does.
     pub fn query_rows(
         &self,
         req: QueryRequest,
@@ -747,7 +760,10 @@ impl KingdeeClient {
                     rows.truncate(usize::try_from(r).unwrap_or(usize::MAX));
                 }
                 let got = u32::try_from(rows.len()).unwrap_or(u32::MAX);
-                let done = got < limit;
+                // A short page ends the stream, unless more rows were asked than a server
+                // returns by default (2000, §5): a server that was not raised caps `Limit`
+                // silently, so only an empty page proves the end there.
+                let done = got == 0 || (got < limit && limit <= DEFAULT_QUERY_PAGE);
                 let remaining = remaining.map(|r| r.saturating_sub(got));
                 Ok(Some((
                     rows,

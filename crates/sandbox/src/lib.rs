@@ -4,7 +4,9 @@
 //! official SDKs keep it honest (interoperability tests under `tests/interop/`).
 //!
 //! - [`seed`]: the demo company both simulators load (departments, people, base data).
+//! - [`dingtalk`]: the DingTalk oapi and v1.0 APIs, HTTP-callback events and limits.
 //! - [`kingdee`]: the K3Cloud WebAPI and SSO entry.
 
+pub mod dingtalk;
 pub mod kingdee;
 pub mod seed;
