@@ -37,6 +37,22 @@ pub enum Msg<'a> {
         users: usize,
         depts: usize,
     },
+    ProbeOk {
+        name: &'a str,
+        detail: &'a str,
+        millis: u128,
+    },
+    ProbeFailed {
+        name: &'a str,
+        detail: &'a str,
+    },
+    NotProbed {
+        name: &'a str,
+        reason: &'a str,
+    },
+    ProbesFailed {
+        count: usize,
+    },
     ShuttingDown,
     Stopped,
     NoJobs,
@@ -133,6 +149,26 @@ impl Msg<'_> {
                 "Kingdee K3Cloud simulator: {kingdee} (admin API {admin}), demo company with {users} people in {depts} departments.\n\
                  Paste this connection into dingbridge.toml:"
             ),
+            ProbeOk {
+                name,
+                detail,
+                millis,
+            } if zh => format!("连接 `{name}`：正常（{detail}，{millis} ms）"),
+            ProbeOk {
+                name,
+                detail,
+                millis,
+            } => format!("connection `{name}`: ok ({detail}, {millis} ms)"),
+            ProbeFailed { name, detail } if zh => format!(
+                "连接 `{name}`：失败：{detail}；请检查 [connections.{name}] 的地址与凭据，以及本机时钟"
+            ),
+            ProbeFailed { name, detail } => format!(
+                "connection `{name}`: FAILED: {detail}; check the URL and credentials in [connections.{name}], and this machine's clock"
+            ),
+            NotProbed { name, reason } if zh => format!("连接 `{name}`：未探测（{reason}）"),
+            NotProbed { name, reason } => format!("connection `{name}`: not probed ({reason})"),
+            ProbesFailed { count } if zh => format!("{count} 个连接无法使用"),
+            ProbesFailed { count } => format!("{count} connection(s) could not be used"),
             ShuttingDown if zh => "正在停止：完成或释放已领取的作业…".into(),
             ShuttingDown => "shutting down: finishing or releasing claimed jobs…".into(),
             Stopped if zh => "已停止".into(),

@@ -246,3 +246,72 @@ fn node_serves_health_ready_metrics_and_dlq_replays() {
     let out = run(&["dlq", "show", "999999", "--config", cfg]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `check` probes each connection: the Kingdee sandbox accepts the block it printed, and
+/// refuses a wrong secret with Kingdee's own message.
+#[test]
+fn check_probes_connections_against_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = dir.path().join("kingdee.toml");
+    let mut sandbox = Command::new(BIN)
+        .args([
+            "sandbox",
+            "--kingdee-listen",
+            "127.0.0.1:0",
+            "--config-out",
+            block.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::fs::metadata(&block).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let block = std::fs::read_to_string(&block).unwrap();
+    let store = format!(
+        "[store]\nurl = \"sqlite://{}\"\n\n",
+        dir.path().join("s.sqlite").display()
+    );
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, format!("{store}{block}")).unwrap();
+    assert!(
+        run(&["migrate", "--config", good.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let out = run(&["check", "--config", good.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("connection `kingdee`: ok"), "{text}");
+
+    let bad_block: String = block
+        .lines()
+        .map(|l| {
+            if l.starts_with("app_secret") {
+                "app_secret = \"00000000000000000000000000000000\"".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, format!("{store}{bad_block}\n")).unwrap();
+    let out = run(&["check", "--config", bad.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("connection `kingdee`: FAILED") && text.contains("X-Kd-Signature"),
+        "{text}"
+    );
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+}

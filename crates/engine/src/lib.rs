@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod connectors;
 pub mod jobs;
 pub mod node;
 pub mod retry;

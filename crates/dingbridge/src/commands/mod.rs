@@ -77,7 +77,7 @@ pub async fn run(cli: Cli, lang: Lang) -> Result<(), Failure> {
             if !status.is_current() {
                 return Err(Failure::runtime(Msg::StoreNotMigrated.text(lang)));
             }
-            Ok(())
+            probe_connections(&cfg, lang).await
         }
         Command::Migrate {} => {
             let cfg = load_config(&config, lang)?;
@@ -106,6 +106,48 @@ pub async fn run(cli: Cli, lang: Lang) -> Result<(), Failure> {
             jobs::dlq(store.as_ref(), command, lang).await
         }
     }
+}
+
+/// Probe every connection; print one line each; fail if any could not be reached.
+async fn probe_connections(cfg: &Config, lang: Lang) -> Result<(), Failure> {
+    use engine::connectors::{ProbeOutcome, probe};
+    let registry = cfg
+        .limiter_registry()
+        .map_err(|e| Failure::input(e.to_string()))?;
+    let mut failed = 0;
+    for conn in cfg.connections.values() {
+        let outcome = probe(
+            conn,
+            registry.pacer(&conn.name),
+            std::time::Duration::from_secs(15),
+        )
+        .await;
+        let line = match &outcome {
+            ProbeOutcome::Ok { detail, millis } => Msg::ProbeOk {
+                name: &conn.name,
+                detail,
+                millis: *millis,
+            },
+            ProbeOutcome::Failed { detail } => {
+                failed += 1;
+                Msg::ProbeFailed {
+                    name: &conn.name,
+                    detail,
+                }
+            }
+            ProbeOutcome::NotProbed { reason } => Msg::NotProbed {
+                name: &conn.name,
+                reason,
+            },
+        };
+        println!("{}", line.text(lang));
+    }
+    if failed > 0 {
+        return Err(Failure::runtime(
+            Msg::ProbesFailed { count: failed }.text(lang),
+        ));
+    }
+    Ok(())
 }
 
 /// Load and validate the config; its error is already one line with file:line and the fix.

@@ -1,0 +1,136 @@
+//! Clients built from configured connections, each paced by its connection's limiter, and a
+//! probe per connection (`dingbridge check`): can we authenticate and make one cheap call?
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dingtalk::{Credentials, DingTalkClient, DingTalkConfig};
+use kingdee::{AuthMode, KingdeeClient, KingdeeConfig, QueryRequest};
+use limits::Pacer;
+use secrecy::ExposeSecret;
+
+use crate::config::{
+    Connection, ConnectionSettings, DingTalkConnection, KingdeeAuth, KingdeeConnection,
+};
+
+/// A connection whose client could not be built from its settings.
+#[derive(Debug, thiserror::Error)]
+#[error("connection `{connection}`: {message}")]
+pub struct ConnectorError {
+    pub connection: String,
+    pub message: String,
+}
+
+fn err(connection: &str, e: impl std::fmt::Display) -> ConnectorError {
+    ConnectorError {
+        connection: connection.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+pub fn dingtalk_client(
+    name: &str,
+    c: &DingTalkConnection,
+    pacer: Arc<dyn Pacer>,
+) -> Result<DingTalkClient, ConnectorError> {
+    let credentials = Credentials::new(c.app_key.clone(), c.app_secret.expose_secret().to_owned());
+    let mut cfg = DingTalkConfig::new(c.corp_id.clone(), credentials)
+        .with_bases(&c.oapi_base_url, &c.api_base_url)
+        .map_err(|e| err(name, e))?
+        .with_agent_id(c.agent_id);
+    if let (Some(token), Some(key)) = (&c.callback_token, &c.encoding_aes_key) {
+        cfg = cfg.with_callback(
+            token.expose_secret().to_owned(),
+            key.expose_secret().to_owned(),
+            c.app_key.clone(),
+        );
+    }
+    DingTalkClient::builder(cfg)
+        .pacer(pacer)
+        .build()
+        .map_err(|e| err(name, e))
+}
+
+pub fn kingdee_client(
+    name: &str,
+    c: &KingdeeConnection,
+    pacer: Arc<dyn Pacer>,
+) -> Result<KingdeeClient, ConnectorError> {
+    let auth = match c.auth {
+        KingdeeAuth::Signature => AuthMode::SignatureHeaders,
+        KingdeeAuth::LoginBySign => AuthMode::LoginBySign,
+        KingdeeAuth::LoginBySignSha1 => AuthMode::LoginBySignSha1,
+        KingdeeAuth::LoginByAppSecret => AuthMode::LoginByAppSecret,
+        KingdeeAuth::ValidateUser => AuthMode::ValidateUser,
+    };
+    let mut cfg = KingdeeConfig::new(
+        &c.base_url,
+        c.acct_id.clone(),
+        c.user_name.clone(),
+        c.app_id.clone(),
+        c.app_secret.clone(),
+    )
+    .map_err(|e| err(name, e))?
+    .with_auth(auth)
+    .with_lcid(c.lcid);
+    if let Some(p) = &c.password {
+        cfg = cfg.with_password(p.clone());
+    }
+    if let Some(org) = &c.org_number {
+        cfg = cfg.with_org_num(org.clone());
+    }
+    KingdeeClient::builder(cfg)
+        .pacer(pacer)
+        .build()
+        .map_err(|e| err(name, e))
+}
+
+/// What probing one connection found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// Authenticated and answered; the text says what was tried.
+    Ok { detail: String, millis: u128 },
+    /// Could not authenticate or reach it; the text is the remote's or the transport's answer.
+    Failed { detail: String },
+    /// This kind of connection has no probe yet.
+    NotProbed { reason: String },
+}
+
+/// Authenticate and make one cheap read, within `timeout`.
+pub async fn probe(conn: &Connection, pacer: Arc<dyn Pacer>, timeout: Duration) -> ProbeOutcome {
+    let started = Instant::now();
+    let attempt = async {
+        match &conn.settings {
+            ConnectionSettings::DingTalk(c) => {
+                let client = dingtalk_client(&conn.name, c, pacer).map_err(|e| e.to_string())?;
+                client.access_token().await.map_err(|e| e.to_string())?;
+                Ok(Some("access token issued".to_owned()))
+            }
+            ConnectionSettings::Kingdee(c) => {
+                let client = kingdee_client(&conn.name, c, pacer).map_err(|e| e.to_string())?;
+                client.login().await.map_err(|e| e.to_string())?;
+                let mut q = QueryRequest::new("BD_Department", ["FNumber"]);
+                q.limit = 1;
+                client
+                    .execute_bill_query(&q)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Some("authenticated; BD_Department readable".to_owned()))
+            }
+            ConnectionSettings::Http(_) | ConnectionSettings::Sql(_) => Ok(None),
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(Some(detail))) => ProbeOutcome::Ok {
+            detail,
+            millis: started.elapsed().as_millis(),
+        },
+        Ok(Ok(None)) => ProbeOutcome::NotProbed {
+            reason: "HTTP and SQL targets are probed once their flows exist (issue 5)".into(),
+        },
+        Ok(Err(detail)) => ProbeOutcome::Failed { detail },
+        Err(_) => ProbeOutcome::Failed {
+            detail: format!("no answer within {} s", timeout.as_secs()),
+        },
+    }
+}
