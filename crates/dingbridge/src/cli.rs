@@ -73,9 +73,13 @@ pub enum Command {
     Migrate {},
     /// Run the platform simulators alone, for tests and trials (模拟器).
     ///
-    /// Today: the Kingdee K3Cloud simulator. It prints its base URL and credentials as a
-    /// ready-to-paste `[connections.…]` block for dingbridge.toml.
+    /// The DingTalk (oapi + api on one address) and Kingdee K3Cloud simulators, loaded with
+    /// the same demo company. Prints their base URLs and credentials as ready-to-paste
+    /// `[connections.…]` blocks for dingbridge.toml.
     Sandbox {
+        /// Where the DingTalk simulator listens (oapi.dingtalk.com and api.dingtalk.com paths).
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        dingtalk_listen: String,
         /// Where the Kingdee K3Cloud simulator listens.
         #[arg(long, default_value = "127.0.0.1:8090")]
         kingdee_listen: String,

@@ -32,8 +32,8 @@ pub enum Msg<'a> {
         dead: i64,
     },
     SandboxReady {
+        dingtalk: &'a str,
         kingdee: &'a str,
-        admin: &'a str,
         users: usize,
         depts: usize,
     },
@@ -132,22 +132,24 @@ impl Msg<'_> {
                 )
             }
             SandboxReady {
+                dingtalk,
                 kingdee,
-                admin,
                 users,
                 depts,
             } if zh => format!(
-                "金蝶云星空模拟器：{kingdee}（管理接口 {admin}），示例公司 {users} 名员工、{depts} 个部门。\n\
-                 把下面的连接配置粘贴到 dingbridge.toml："
+                "钉钉模拟器：{dingtalk}（管理接口 {dingtalk}/_sandbox/dingtalk/）\n\
+                 金蝶云星空模拟器：{kingdee}/k3cloud/（管理接口 {kingdee}/_sandbox/kingdee/）\n\
+                 示例公司：{users} 名员工，{depts} 个部门。把下面的连接配置粘贴到 dingbridge.toml："
             ),
             SandboxReady {
+                dingtalk,
                 kingdee,
-                admin,
                 users,
                 depts,
             } => format!(
-                "Kingdee K3Cloud simulator: {kingdee} (admin API {admin}), demo company with {users} people in {depts} departments.\n\
-                 Paste this connection into dingbridge.toml:"
+                "DingTalk simulator: {dingtalk} (admin API {dingtalk}/_sandbox/dingtalk/)\n\
+                 Kingdee K3Cloud simulator: {kingdee}/k3cloud/ (admin API {kingdee}/_sandbox/kingdee/)\n\
+                 Demo company: {users} people in {depts} departments. Paste these connections into dingbridge.toml:"
             ),
             ProbeOk {
                 name,

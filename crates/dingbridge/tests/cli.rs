@@ -291,6 +291,10 @@ fn check_probes_connections_against_the_sandbox() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("connection `kingdee`: ok"), "{text}");
+    assert!(
+        text.contains("connection `dingtalk`: ok (access token issued"),
+        "{text}"
+    );
 
     let bad_block: String = block
         .lines()

@@ -35,6 +35,7 @@ pub async fn run(cli: Cli, lang: Lang) -> Result<(), Failure> {
             demo::demo(&listen, &data_dir, seconds, lang).await
         }
         Command::Sandbox {
+            dingtalk_listen,
             kingdee_listen,
             seed,
             scale,
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli, lang: Lang) -> Result<(), Failure> {
         } => {
             init_logging(log_format, LogFormat::Text);
             sandbox::sandbox(
+                &dingtalk_listen,
                 &kingdee_listen,
                 seed.as_deref(),
                 scale.as_deref(),

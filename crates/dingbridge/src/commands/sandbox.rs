@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use engine::config::Lang;
+use sandbox::dingtalk::{DingTalkSandbox, DingTalkSandboxConfig};
 use sandbox::kingdee::{KingdeeSandbox, KingdeeSandboxConfig};
 use sandbox::seed::Seed;
 
@@ -11,6 +12,7 @@ use crate::Failure;
 use crate::messages::Msg;
 
 pub async fn sandbox(
+    dingtalk_listen: &str,
     kingdee_listen: &str,
     seed: Option<&Path>,
     scale: Option<&str>,
@@ -26,11 +28,23 @@ pub async fn sandbox(
         }
         (None, None) => Seed::builtin(),
     };
-    let config = KingdeeSandboxConfig::default();
-    let (listener, addr) = server::bind(kingdee_listen)
+    let kd_config = KingdeeSandboxConfig::default();
+    let dt_config = DingTalkSandboxConfig::default();
+    let (kd_listener, kd_addr) = server::bind(kingdee_listen)
         .await
         .map_err(|e| runtime_error(lang, &e.to_string()))?;
-    let block = connection_block(&config, &format!("http://{addr}/k3cloud/"));
+    let (dt_listener, dt_addr) = server::bind(dingtalk_listen)
+        .await
+        .map_err(|e| runtime_error(lang, &e.to_string()))?;
+    let block = format!(
+        "{}\n{}",
+        dingtalk_block(
+            &dt_config,
+            &seed.company.corp_id,
+            &format!("http://{dt_addr}")
+        ),
+        kingdee_block(&kd_config, &format!("http://{kd_addr}/k3cloud/"))
+    );
     if let Some(path) = config_out {
         std::fs::write(path, &block)
             .map_err(|e| runtime_error(lang, &format!("--config-out {}: {e}", path.display())))?;
@@ -38,17 +52,19 @@ pub async fn sandbox(
     println!(
         "{}",
         Msg::SandboxReady {
-            kingdee: &format!("http://{addr}/k3cloud/"),
-            admin: &format!("http://{addr}/_sandbox/kingdee/"),
+            dingtalk: &format!("http://{dt_addr}"),
+            kingdee: &format!("http://{kd_addr}"),
             users: seed.users.len(),
             depts: seed.departments.len(),
         }
         .text(lang)
     );
     println!("{block}");
-    let sandbox = KingdeeSandbox::new(config, &seed);
+    let kingdee = KingdeeSandbox::new(kd_config, &seed);
+    let dingtalk = DingTalkSandbox::new(dt_config, &seed);
     tokio::select! {
-        r = sandbox::kingdee::serve(listener, sandbox) => r.map_err(|e| runtime_error(lang, &e.to_string())),
+        r = sandbox::kingdee::serve(kd_listener, kingdee) => r.map_err(|e| runtime_error(lang, &e.to_string())),
+        r = sandbox::dingtalk::serve(dt_listener, dingtalk) => r.map_err(|e| runtime_error(lang, &e.to_string())),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
@@ -81,8 +97,25 @@ fn parse_scale(s: &str) -> Result<(usize, usize), String> {
     Ok((users, depts))
 }
 
+/// The `[connections.dingtalk]` block for dingbridge.toml.
+fn dingtalk_block(c: &DingTalkSandboxConfig, corp_id: &str, base_url: &str) -> String {
+    let (app_key, app_secret, agent_id) = c
+        .apps
+        .first()
+        .map(|a| (a.app_key.as_str(), a.app_secret.as_str(), a.agent_id))
+        .unwrap_or_default();
+    format!(
+        "[connections.dingtalk]\nkind = \"dingtalk\"\ncorp_id = \"{corp_id}\"\nagent_id = {agent_id}\n\
+         app_key = \"{app_key}\"\napp_secret = \"{app_secret}\"\ncallback_token = \"{}\"\n\
+         encoding_aes_key = \"{}\"\noapi_base_url = \"{base_url}\"\napi_base_url = \"{base_url}\"\n\
+         edition = \"standard\"\n",
+        sandbox::dingtalk::DEFAULT_CALLBACK_TOKEN,
+        sandbox::dingtalk::DEFAULT_CALLBACK_AES_KEY,
+    )
+}
+
 /// The `[connections.kingdee]` block for dingbridge.toml.
-fn connection_block(c: &KingdeeSandboxConfig, base_url: &str) -> String {
+fn kingdee_block(c: &KingdeeSandboxConfig, base_url: &str) -> String {
     format!(
         "[connections.kingdee]\nkind = \"kingdee\"\nbase_url = \"{base_url}\"\nacct_id = \"{}\"\n\
          user_name = \"{}\"\napp_id = \"{}\"\napp_secret = \"{}\"\nlcid = 2052\nauth = \"signature\"\n",
@@ -103,12 +136,23 @@ mod tests {
     }
 
     #[test]
-    fn the_printed_block_is_a_valid_connection() {
-        let block = connection_block(
-            &KingdeeSandboxConfig::default(),
-            "http://127.0.0.1:8090/k3cloud/",
+    fn the_printed_blocks_are_valid_connections() {
+        let block = format!(
+            "{}\n{}",
+            dingtalk_block(
+                &DingTalkSandboxConfig::default(),
+                "dingcorp",
+                "http://127.0.0.1:8089"
+            ),
+            kingdee_block(
+                &KingdeeSandboxConfig::default(),
+                "http://127.0.0.1:8090/k3cloud/"
+            )
         );
         let parsed = engine::config::Config::from_str(&block, "block.toml");
-        assert!(parsed.is_ok(), "{:?}", parsed.err().map(|e| e.to_string()));
+        let Ok(cfg) = parsed else {
+            panic!("{:?}", parsed.err().map(|e| e.to_string()))
+        };
+        assert_eq!(cfg.connections.len(), 2);
     }
 }
