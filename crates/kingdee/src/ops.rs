@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 use crate::client::KingdeeClient;
 use crate::config::{DEFAULT_QUERY_PAGE, MAX_QUERY_PAGE};
 use crate::envelope::{
-    MsgCode, OperationResult, ResponseStatus, RowMessage, SuccessEntity, expect_success, find_status,
-    parse_operation, snippet,
+    MsgCode, OperationResult, ResponseStatus, RowMessage, SuccessEntity, expect_success,
+    find_status, parse_operation, snippet,
 };
 use crate::error::KingdeeError;
 use crate::ids::{BillNo, EntityId, FormId};
@@ -605,7 +605,8 @@ impl KingdeeClient {
     }
 
     /// `BatchSave`: returns a per-row report when the server processed the rows (even if some
-    /// failed); fails as a whole only when nothing row-level came back.
+    /// failed); fails as a whole when no row was saved and the failure is not a data error of
+    /// the rows (e.g. an unknown form id, no permission, a call limit), whatever `DIndex` says.
     pub async fn batch_save(
         &self,
         form: &FormId,
