@@ -193,3 +193,35 @@ async fn two_schedulers_fire_a_due_schedule_once() {
         assert_eq!(next, t0 + 420_000, "{}", ts.name);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_event_job_marks_the_event_processed() {
+    for ts in test_stores().await {
+        let s = &ts.store;
+        let now = now_ms();
+        let mut tx = s.begin().await.unwrap();
+        tx.insert_event(&store::NewEvent {
+            connection: "dingtalk".into(),
+            event_id: "ev-9".into(),
+            event_type: "org_dept_create".into(),
+            payload: json!({"deptId": [42], "名称": "华东大区"}),
+            received_at: now,
+        })
+        .await
+        .unwrap();
+        tx.enqueue(&NewJob::new(
+            "dingtalk.event",
+            json!({"connection": "dingtalk", "event_id": "ev-9"}),
+            now,
+        ))
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        run_until_settled(s, HandlerRegistry::with_builtins(), 1).await;
+        let event = s.get_event("dingtalk", "ev-9").await.unwrap().unwrap();
+        assert!(event.processed_at.is_some(), "{}", ts.name);
+        let log = s.list_transfers(&TransferFilter::default()).await.unwrap();
+        assert_eq!(log[0].entry.source_key, "dingtalk:ev-9");
+        assert_eq!(log[0].entry.flow, "inbox");
+    }
+}

@@ -1,14 +1,15 @@
-//! The HTTP face of a node (axum): `/healthz`, `/readyz`, `/metrics` now; callbacks, the
-//! Stream consumer, the REST API with OpenAPI, SSO/OIDC and the console come with later
-//! issues. Handlers translate between HTTP and the engine/store; no business logic lives here.
+//! The HTTP face of a node (axum): `/healthz`, `/readyz`, `/metrics`, and DingTalk's HTTP
+//! callbacks (`/callbacks/dingtalk/{connection}`); the Stream consumer, the REST API with
+//! OpenAPI, SSO/OIDC and the console come with later issues. Handlers translate between HTTP and the engine/store; no business logic lives here.
 
+pub mod callbacks;
 mod ops;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use store::Store;
 use tokio::net::TcpListener;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Renders the process's metrics; `None` when no recorder is installed (tests).
     pub metrics: Option<PrometheusHandle>,
+    /// Callback crypto per DingTalk connection that has callback keys.
+    pub dingtalk_callbacks: callbacks::DingTalkCallbacks,
 }
 
 /// All routes of a node.
@@ -29,6 +32,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route(
+            "/callbacks/dingtalk/{connection}",
+            post(callbacks::dingtalk),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

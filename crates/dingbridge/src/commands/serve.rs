@@ -32,6 +32,7 @@ pub async fn serve(
         .await
         .map_err(|e| runtime_error(lang, &e.to_string()))?;
     let listen = listen.unwrap_or_else(|| cfg.server.listen.clone());
+    let dingtalk_callbacks = callback_keys(&cfg).map_err(|e| Failure::input(e.to_string()))?;
     let node =
         Node::new(Arc::clone(&store), cfg, HandlerRegistry::with_builtins()).map_err(|e| {
             Failure::input(
@@ -60,6 +61,7 @@ pub async fn serve(
     let state = server::AppState {
         store: Arc::clone(&store),
         metrics,
+        dingtalk_callbacks,
     };
     let http = tokio::spawn(server::serve(listener, state, shutdown.clone()));
     if let Some(ready) = ready {
@@ -75,6 +77,21 @@ pub async fn serve(
     result.map_err(|e| runtime_error(lang, &e.to_string()))?;
     println!("{}", Msg::Stopped.text(lang));
     Ok(())
+}
+
+/// Callback crypto for every DingTalk connection with callback keys.
+fn callback_keys(
+    cfg: &Config,
+) -> Result<server::callbacks::DingTalkCallbacks, engine::connectors::ConnectorError> {
+    let mut keys = std::collections::HashMap::new();
+    for conn in cfg.connections.values() {
+        if let engine::config::ConnectionSettings::DingTalk(c) = &conn.settings
+            && let Some(crypto) = engine::connectors::dingtalk_callback_crypto(&conn.name, c)?
+        {
+            keys.insert(conn.name.clone(), crypto);
+        }
+    }
+    Ok(Arc::new(keys))
 }
 
 async fn stop_on_signal(shutdown: CancellationToken, lang: Lang) {

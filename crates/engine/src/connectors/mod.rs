@@ -51,6 +51,25 @@ pub fn dingtalk_client(
         .map_err(|e| err(name, e))
 }
 
+/// The callback crypto of a DingTalk connection, when it has a callback token and
+/// EncodingAESKey. The owner key is the AppKey: console subscriptions of internal apps encrypt
+/// with it (protocol §5.1).
+pub fn dingtalk_callback_crypto(
+    name: &str,
+    c: &DingTalkConnection,
+) -> Result<Option<dingtalk::crypto::CallbackCrypto>, ConnectorError> {
+    match (&c.callback_token, &c.encoding_aes_key) {
+        (Some(token), Some(key)) => dingtalk::crypto::CallbackCrypto::new(
+            token.expose_secret().to_owned(),
+            key.expose_secret(),
+            c.app_key.clone(),
+        )
+        .map(Some)
+        .map_err(|e| err(name, format!("encoding_aes_key: {e}"))),
+        _ => Ok(None),
+    }
+}
+
 pub fn kingdee_client(
     name: &str,
     c: &KingdeeConnection,

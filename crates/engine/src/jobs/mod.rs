@@ -2,6 +2,7 @@
 //! the worker writes those effects in the same transaction as the ack, so a job's effect is
 //! recorded exactly when the job is done (a crash before the commit leaves neither).
 
+pub mod inbox;
 pub mod selftest;
 
 use std::collections::BTreeMap;
@@ -134,6 +135,7 @@ impl HandlerRegistry {
     pub fn with_builtins() -> Self {
         let mut r = Self::new();
         r.register(selftest::KIND, Arc::new(selftest::SelfTest));
+        r.register(inbox::KIND, Arc::new(inbox::InboxEvent));
         r
     }
 
