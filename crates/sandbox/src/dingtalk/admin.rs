@@ -12,6 +12,8 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::login::CodeKind;
+use super::robot::RobotConfig;
 use super::{CallbackConfig, DingTalkSandbox};
 
 pub fn routes() -> Router<DingTalkSandbox> {
@@ -30,6 +32,17 @@ pub fn routes() -> Router<DingTalkSandbox> {
         .route("/instances", get(instances))
         .route("/bans", get(bans))
         .route("/bans/clear", post(clear_bans))
+        .route("/stream/connections", get(stream_connections))
+        .route("/stream/acks", get(stream_acks))
+        .route("/stream/deliveries", get(stream_deliveries))
+        .route("/stream/ping", post(stream_ping))
+        .route("/stream/disconnect", post(stream_disconnect))
+        .route("/stream/callback", post(stream_callback))
+        .route("/robots", get(robots).post(upsert_robot))
+        .route("/robot/messages", get(robot_messages))
+        .route("/login", get(login_state))
+        .route("/login/code", post(login_code))
+        .route("/login/as", post(login_as))
 }
 
 fn bad(message: impl Into<String>) -> Response {
@@ -66,6 +79,9 @@ async fn state(State(sb): State<DingTalkSandbox>) -> Json<Value> {
         "bans": sb.limits().active_bans().len(),
         "quota_used": sb.limits().quota_used,
         "callback": sb.callback().map(|c| c.url),
+        "stream_connections": sb.stream_connections().iter().filter(|c| c.state != "closed").count(),
+        "stream_acks": sb.stream().acks.len(),
+        "robot_messages": sb.robots().messages.len(),
         "now_ms": sb.now_ms(),
     }))
 }
@@ -230,6 +246,19 @@ async fn config(State(sb): State<DingTalkSandbox>) -> Json<Value> {
         "ip_window_secs": c.ip_window.as_secs(),
         "ip_ban_secs": c.ip_ban.as_secs(),
         "monthly_quota": c.monthly_quota,
+        "stream_endpoint": c.stream_endpoint,
+        "stream_ticket_ttl_secs": c.stream_ticket_ttl.as_secs_f64(),
+        "stream_ack_timeout_secs": c.stream_ack_timeout.as_secs_f64(),
+        "stream_max_deliveries": c.stream_max_deliveries,
+        "stream_ping_interval_secs": c.stream_ping_interval.map(|d| d.as_secs_f64()),
+        "stream_disconnect_grace_secs": c.stream_disconnect_grace.as_secs_f64(),
+        "robots": sb.robots().robots.clone(),
+        "robot_rate_per_minute": c.robot_rate_per_minute,
+        "robot_throttle_secs": c.robot_throttle.as_secs(),
+        "robot_timestamp_skew_secs": c.robot_timestamp_skew.as_secs(),
+        "auth_code_ttl_secs": c.auth_code_ttl.as_secs(),
+        "user_token_ttl_secs": c.user_token_ttl.as_secs(),
+        "refresh_token_ttl_secs": c.refresh_token_ttl.as_secs(),
         "templates": super::approval::TEMPLATES.iter().map(|t| json!({"process_code": t.process_code, "name": t.name})).collect::<Vec<_>>(),
     }))
 }
@@ -282,4 +311,155 @@ async fn bans(State(sb): State<DingTalkSandbox>) -> Json<Value> {
 async fn clear_bans(State(sb): State<DingTalkSandbox>) -> Json<Value> {
     let n = sb.limits().unban_all();
     Json(json!({"ok": true, "cleared": n}))
+}
+
+async fn stream_connections(State(sb): State<DingTalkSandbox>) -> Json<Value> {
+    Json(json!({"connections": sb.stream_connections()}))
+}
+
+async fn stream_acks(State(sb): State<DingTalkSandbox>) -> Json<Value> {
+    Json(json!({"acks": sb.stream_acks()}))
+}
+
+async fn stream_deliveries(State(sb): State<DingTalkSandbox>) -> Json<Value> {
+    Json(json!({"deliveries": sb.stream_deliveries()}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StreamTarget {
+    connection_id: Option<String>,
+    reason: Option<String>,
+}
+
+async fn stream_ping(
+    State(sb): State<DingTalkSandbox>,
+    body: Option<Json<StreamTarget>>,
+) -> Json<Value> {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let ids = sb.stream_ping(req.connection_id.as_deref());
+    Json(json!({"ok": true, "message_ids": ids}))
+}
+
+async fn stream_disconnect(
+    State(sb): State<DingTalkSandbox>,
+    body: Option<Json<StreamTarget>>,
+) -> Json<Value> {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let reason = req.reason.as_deref().unwrap_or("connection is expired");
+    let ids = sb.stream_disconnect(req.connection_id.as_deref(), reason);
+    Json(json!({"ok": true, "connections": ids}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallbackPush {
+    topic: String,
+    data: Value,
+    app_key: Option<String>,
+}
+
+async fn stream_callback(
+    State(sb): State<DingTalkSandbox>,
+    Json(req): Json<CallbackPush>,
+) -> Response {
+    match sb.stream_callback(&req.topic, &req.data, req.app_key.as_deref()) {
+        Some(id) => Json(json!({"ok": true, "message_id": id})).into_response(),
+        None => (
+            StatusCode::CONFLICT,
+            Json(json!({"ok": false, "error": format!("no open connection subscribed to CALLBACK {}", req.topic)})),
+        )
+            .into_response(),
+    }
+}
+
+async fn robots(State(sb): State<DingTalkSandbox>) -> Json<Value> {
+    Json(json!({"robots": sb.robots().robots.clone()}))
+}
+
+async fn upsert_robot(State(sb): State<DingTalkSandbox>, Json(req): Json<Value>) -> Response {
+    let r: RobotConfig = match serde_json::from_value(req) {
+        Ok(r) => r,
+        Err(e) => return bad(format!("bad robot: {e}")),
+    };
+    if r.access_token.is_empty() {
+        return bad("access_token must not be empty");
+    }
+    if r.keywords.len() > 10 {
+        return bad("at most 10 keywords (protocol §4.2)");
+    }
+    sb.upsert_robot(r.clone());
+    Json(json!({"ok": true, "robot": r})).into_response()
+}
+
+#[derive(Deserialize)]
+struct RobotFilter {
+    access_token: Option<String>,
+}
+
+async fn robot_messages(
+    State(sb): State<DingTalkSandbox>,
+    axum::extract::Query(f): axum::extract::Query<RobotFilter>,
+) -> Json<Value> {
+    let list: Vec<_> = sb
+        .robot_messages()
+        .into_iter()
+        .filter(|m| {
+            f.access_token
+                .as_deref()
+                .is_none_or(|t| t == m.access_token)
+        })
+        .collect();
+    Json(json!({"messages": list}))
+}
+
+async fn login_state(State(sb): State<DingTalkSandbox>) -> Json<Value> {
+    let login_as = sb.login_as();
+    let l = sb.login();
+    Json(json!({
+        "login_as": login_as,
+        "codes": l.codes.len(),
+        "user_tokens": l.user_tokens.len(),
+        "refresh_tokens": l.refresh_tokens.len(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeReq {
+    userid: String,
+    /// `inapp` (default) or `oauth`.
+    kind: Option<String>,
+    app_key: Option<String>,
+}
+
+async fn login_code(State(sb): State<DingTalkSandbox>, Json(req): Json<CodeReq>) -> Response {
+    let kind = match req.kind.as_deref() {
+        None | Some("inapp") => CodeKind::Inapp,
+        Some("oauth") => CodeKind::Oauth,
+        Some(other) => return bad(format!("kind {other:?}: use inapp or oauth")),
+    };
+    match sb.mint_auth_code(&req.userid, kind, req.app_key.as_deref()) {
+        Ok(code) => Json(json!({
+            "ok": true,
+            "code": code,
+            "kind": kind,
+            "expires_in": sb.config().auth_code_ttl.as_secs(),
+        }))
+        .into_response(),
+        Err(e) => bad(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginAsReq {
+    userid: Option<String>,
+}
+
+async fn login_as(State(sb): State<DingTalkSandbox>, Json(req): Json<LoginAsReq>) -> Response {
+    match sb.set_login_as(req.userid) {
+        Ok(()) => Json(json!({"ok": true, "login_as": sb.login_as()})).into_response(),
+        Err(e) => bad(e),
+    }
 }

@@ -319,19 +319,31 @@ pub fn user_getbyunionid(c: &Ctx) -> Result<Value, ApiError> {
 }
 
 /// `GET /v1.0/contact/users/{unionId}` (§6.2 step 3) with an app token: the user's card.
+/// `GET /v1.0/contact/users/{unionId}`; `me` (with a user access token, §6.2) is the
+/// signed-in user.
 pub fn user_v1_get(c: &Ctx) -> Result<Value, ApiError> {
     let org = c.sb.org();
-    let p = org
-        .by_unionid
-        .get(&c.path_arg)
-        .and_then(|u| org.users.get(u))
-        .ok_or_else(|| {
-            ApiError::v1(
-                StatusCode::NOT_FOUND,
-                "invalidParameter.user.notFound",
-                "用户不存在",
-            )
-        })?;
+    let found = if c.path_arg == "me" {
+        let Some(userid) = c.user.as_deref() else {
+            return Err(ApiError::v1(
+                StatusCode::BAD_REQUEST,
+                "InvalidAuthentication",
+                "users/me 需要用户的 accessToken（/v1.0/oauth2/userAccessToken）",
+            ));
+        };
+        org.users.get(userid)
+    } else {
+        org.by_unionid
+            .get(&c.path_arg)
+            .and_then(|u| org.users.get(u))
+    };
+    let p = found.ok_or_else(|| {
+        ApiError::v1(
+            StatusCode::NOT_FOUND,
+            "invalidParameter.user.notFound",
+            "用户不存在",
+        )
+    })?;
     Ok(json!({
         "nick": p.name, "avatarUrl": "", "mobile": p.mobile, "openId": p.unionid,
         "unionId": p.unionid, "email": p.email, "stateCode": "86",

@@ -4,7 +4,7 @@
 //! as delivered when the subscriber answers HTTP 200 with an encrypted `success` whose
 //! signature checks; otherwise it is retried after +10 s and then +30 s (configurable), and
 //! after the last failure kept for `GET /call_back/get_call_back_failed_result`, which answers
-//! up to 200 and deletes what it returns.
+//! up to 200 and deletes what it returns. Stream-mode pushes of the same events: `stream.rs`.
 
 use std::collections::VecDeque;
 
@@ -77,6 +77,7 @@ impl DingTalkSandbox {
             last_error: None,
         });
         self.count(|c| c.events_emitted += 1);
+        self.stream_emit(&event_id, event_type, now, &payload);
         if let Some(cb) = subscriber
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::limits::{IpVerdict, quota_exempt};
 use super::params::Params;
 use super::reply::{self, ApiError, Family};
-use super::{DingTalkSandbox, approval, contacts, events, messages, tokens};
+use super::{DingTalkSandbox, approval, contacts, events, login, messages, robot, stream, tokens};
 
 /// What a handler sees.
 pub struct Ctx<'a> {
@@ -25,6 +25,14 @@ pub struct Ctx<'a> {
     pub params: Params,
     /// Path segment captured by a `{…}` route (`/v1.0/oauth2/{corpId}/token`).
     pub path_arg: String,
+    /// The `Host` header (Stream endpoint, §5.2).
+    pub host: String,
+    /// `?access_token=` of the query (robot webhooks carry the robot token there, §4.2).
+    pub access_token: Option<String>,
+    /// The caller's address (robot IP allow-list).
+    pub ip: IpAddr,
+    /// The signed-in user of a user access token (§6.2), on routes that accept one.
+    pub user: Option<String>,
 }
 
 type Handler = fn(&Ctx) -> Result<Value, ApiError>;
@@ -117,6 +125,19 @@ static ROUTES: &[Route] = &[
     r("P", "/topapi/v2/user/update", false, contacts::user_update),
     r("P", "/topapi/v2/user/delete", false, contacts::user_delete),
     r("G", "/v1.0/contact/users/{}", false, contacts::user_v1_get),
+    // §6 login
+    r(
+        "P",
+        "/topapi/v2/user/getuserinfo",
+        false,
+        login::getuserinfo,
+    ),
+    r(
+        "P",
+        "/v1.0/oauth2/userAccessToken",
+        true,
+        login::user_access_token,
+    ),
     // §3 approvals
     r(
         "P",
@@ -190,6 +211,15 @@ static ROUTES: &[Route] = &[
         "/topapi/message/corpconversation/getsendresult",
         false,
         messages::getsendresult,
+    ),
+    // §4.2 group robots (robot token checked by the handler)
+    r("P", "/robot/send", true, robot::send),
+    // §5.2 Stream mode
+    r(
+        "P",
+        "/v1.0/gateway/connections/open",
+        true,
+        stream::open_connection,
     ),
     // §5.1 failed pushes
     r(
@@ -295,6 +325,12 @@ pub async fn dispatch(State(sb): State<DingTalkSandbox>, req: Request) -> Respon
             .find(|(k, _)| k == "access_token")
             .map(|(_, v)| v)
     });
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let header_token = req
         .headers()
         .get("x-acs-dingtalk-access-token")
@@ -315,39 +351,79 @@ pub async fn dispatch(State(sb): State<DingTalkSandbox>, req: Request) -> Respon
         &sb,
         family,
         route,
-        arg,
-        &api,
-        query.as_deref(),
-        &body,
-        query_token,
-        header_token,
+        Call {
+            arg,
+            api: &api,
+            query: query.as_deref(),
+            body: &body,
+            query_token,
+            header_token,
+            host,
+            ip,
+        },
         &faults,
     );
     finish(&sb, family, result)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the gateway read from the request.
+struct Call<'a> {
+    arg: String,
+    api: &'a str,
+    query: Option<&'a str>,
+    body: &'a [u8],
+    query_token: Option<String>,
+    header_token: Option<String>,
+    host: String,
+    ip: IpAddr,
+}
+
+/// Routes that also take a user access token (§6.2 `users/me`).
+const USER_TOKEN_ROUTES: &[&str] = &["/v1.0/contact/users/{}"];
+
 fn gate_and_call(
     sb: &DingTalkSandbox,
     family: Family,
     route: &Route,
-    arg: String,
-    api: &str,
-    query: Option<&str>,
-    body: &[u8],
-    query_token: Option<String>,
-    header_token: Option<String>,
+    call: Call<'_>,
     faults: &super::Faults,
 ) -> Result<Value, ApiError> {
+    let Call {
+        arg,
+        api,
+        query,
+        body,
+        query_token,
+        header_token,
+        host,
+        ip,
+    } = call;
+    let mut user = None;
     let app_key = if route.anonymous {
         String::new()
     } else {
         // §0: oapi token in the query, v1.0 token in the header.
         let token = match family {
-            Family::Oapi => query_token,
+            Family::Oapi => query_token.clone(),
             Family::V1 => header_token,
         };
-        sb.check_token(token.as_deref()).map_err(|p| p.error())?
+        match sb.check_token(token.as_deref()) {
+            Ok(app) => app,
+            Err(p) => {
+                let as_user = USER_TOKEN_ROUTES
+                    .contains(&route.path)
+                    .then(|| token.as_deref().and_then(|t| sb.check_user_token(t)))
+                    .flatten();
+                match as_user {
+                    Some(Ok((app, userid))) => {
+                        user = Some(userid);
+                        app
+                    }
+                    Some(Err(())) => return Err(tokens::TokenProblem::Expired.error()),
+                    None => return Err(p.error()),
+                }
+            }
+        }
     };
 
     let mut rng = rand::rng();
@@ -396,6 +472,10 @@ fn gate_and_call(
         app_key,
         params,
         path_arg: arg,
+        host,
+        access_token: query_token,
+        ip,
+        user,
     };
     (route.handler)(&ctx)
 }

@@ -1,6 +1,6 @@
 //! The DingTalk (钉钉) Open Platform sandbox: the old `oapi.dingtalk.com` paths and the new
-//! `api.dingtalk.com/v1.0/…` paths on one listener, HTTP-callback event pushes, and an admin
-//! API under `/_sandbox/dingtalk/`.
+//! `api.dingtalk.com/v1.0/…` paths on one listener, HTTP-callback and Stream-mode event
+//! pushes, group robots, login (免登 and OAuth2), and an admin API under `/_sandbox/dingtalk/`.
 //!
 //! Written from `shared/protocols/dingtalk.md` only (section numbers in the comments), never
 //! from the `dingtalk` client crate, so a client bug cannot hide behind the same simulator bug.
@@ -21,10 +21,13 @@ pub mod crypto;
 pub mod events;
 pub mod gateway;
 pub mod limits;
+pub mod login;
 pub mod messages;
 pub mod org;
 pub mod params;
 pub mod reply;
+pub mod robot;
+pub mod stream;
 pub mod tokens;
 
 use std::collections::BTreeMap;
@@ -101,6 +104,34 @@ pub struct DingTalkSandboxConfig {
     /// Monthly call quota for the non-exempt APIs (§7: 5 000 for a standard org); `None` =
     /// unlimited (the admin switch still forces 90020).
     pub monthly_quota: Option<u64>,
+    /// Stream mode (§5.2): the WebSocket endpoint answered by `connections/open`; `None` =
+    /// `ws://<Host header of the open call>/connect`.
+    pub stream_endpoint: Option<String>,
+    /// Ticket lifetime (§5.2: 90 s, single use).
+    pub stream_ticket_ttl: Duration,
+    /// How long a pushed event waits for its ACK before it is pushed again (§7: 3 s).
+    pub stream_ack_timeout: Duration,
+    /// Pushes of one event at most, then it is marked failed (§9.6 unconfirmed; 20 × 3 s
+    /// ≈ the NPM SDK's "retries within 60 s").
+    pub stream_max_deliveries: u32,
+    /// `SYSTEM ping` frames on every connection at this interval; `None` = only on the
+    /// admin's request.
+    pub stream_ping_interval: Option<Duration>,
+    /// After a `SYSTEM disconnect` the socket is closed this much later (§5.2: 10 s).
+    pub stream_disconnect_grace: Duration,
+    /// Custom group robots (§4.2); default: one signing robot
+    /// ([`robot::DEFAULT_ROBOT_TOKEN`], [`robot::DEFAULT_ROBOT_SECRET`]).
+    pub robots: Vec<robot::RobotConfig>,
+    /// §4.2: 20 messages per minute per robot, then 410100 for 10 minutes.
+    pub robot_rate_per_minute: u32,
+    pub robot_throttle: Duration,
+    /// §4.2: the signing timestamp must be within 1 h of the server's time.
+    pub robot_timestamp_skew: Duration,
+    /// §6.1: auth codes live 5 minutes (single use).
+    pub auth_code_ttl: Duration,
+    /// §6.2: user access token `expireIn` 7200 s; refresh token 30 days.
+    pub user_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
 }
 
 pub const DEFAULT_APP_KEY: &str = "dingsimappkey0000001";
@@ -129,6 +160,19 @@ impl Default for DingTalkSandboxConfig {
             ip_window: Duration::from_secs(20),
             ip_ban: Duration::from_secs(300),
             monthly_quota: None,
+            stream_endpoint: None,
+            stream_ticket_ttl: Duration::from_secs(90),
+            stream_ack_timeout: stream::DEFAULT_ACK_TIMEOUT,
+            stream_max_deliveries: 20,
+            stream_ping_interval: None,
+            stream_disconnect_grace: Duration::from_secs(10),
+            robots: vec![robot::RobotConfig::default_robot()],
+            robot_rate_per_minute: 20,
+            robot_throttle: Duration::from_secs(600),
+            robot_timestamp_skew: Duration::from_secs(3600),
+            auth_code_ttl: Duration::from_secs(300),
+            user_token_ttl: Duration::from_secs(7200),
+            refresh_token_ttl: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -172,6 +216,27 @@ pub struct Counters {
     pub callbacks_delivered: u64,
     pub callbacks_failed: u64,
     pub quota_used: u64,
+    /// Stream mode (§5.2).
+    pub stream_tickets: u64,
+    pub stream_connections: u64,
+    pub stream_frames_sent: u64,
+    pub stream_events_pushed: u64,
+    pub stream_redeliveries: u64,
+    pub stream_events_delivered: u64,
+    pub stream_deliveries_failed: u64,
+    pub stream_acks: u64,
+    pub stream_acks_rejected: u64,
+    pub stream_pings: u64,
+    pub stream_pongs: u64,
+    pub stream_disconnects: u64,
+    pub stream_callbacks_pushed: u64,
+    pub stream_bad_frames: u64,
+    /// Group robots (§4.2).
+    pub robot_messages: u64,
+    pub robot_throttled: u64,
+    /// Login (§6).
+    pub auth_codes_issued: u64,
+    pub user_tokens_issued: u64,
 }
 
 #[derive(Debug, Default)]
@@ -194,6 +259,9 @@ struct Inner {
     events: Mutex<events::Events>,
     callback: Mutex<Option<CallbackConfig>>,
     messages: Mutex<messages::Messages>,
+    stream: Mutex<stream::Stream>,
+    robots: Mutex<robot::Robots>,
+    login: Mutex<login::Login>,
     http: reqwest::Client,
 }
 
@@ -228,6 +296,7 @@ impl DingTalkSandbox {
         DingTalkSandbox {
             inner: Arc::new(Inner {
                 callback: Mutex::new(config.callback.clone()),
+                robots: Mutex::new(robot::Robots::new(config.robots.clone())),
                 config,
                 corp_id,
                 seed: seed.clone(),
@@ -240,6 +309,8 @@ impl DingTalkSandbox {
                 clock: Mutex::new(Clock::default()),
                 events: Mutex::new(events::Events::default()),
                 messages: Mutex::new(messages::Messages::default()),
+                stream: Mutex::new(stream::Stream::default()),
+                login: Mutex::new(login::Login::default()),
                 http,
             }),
         }
@@ -334,7 +405,8 @@ impl DingTalkSandbox {
     }
 
     /// Back to the seed: organisation, approvals, tokens, limits, bans, faults, counters,
-    /// events, messages, clock and the configured subscription.
+    /// events, messages, clock, the configured subscription, Stream mode (open sockets are
+    /// closed), robots and their messages, login codes and user tokens.
     pub fn reset(&self) {
         self.reset_clock();
         *self.org_mut() = org::Org::from_seed(
@@ -350,6 +422,9 @@ impl DingTalkSandbox {
         *self.events() = events::Events::default();
         *self.messages() = messages::Messages::default();
         self.set_callback(self.inner.config.callback.clone());
+        self.reset_stream();
+        *self.robots() = robot::Robots::new(self.inner.config.robots.clone());
+        *self.login() = login::Login::default();
     }
 
     pub fn counters(&self) -> Counters {
@@ -374,12 +449,15 @@ impl DingTalkSandbox {
 }
 
 /// The whole DingTalk sandbox as an axum router: every API path (oapi and v1.0) through one
-/// gateway, and the admin API under `/_sandbox/dingtalk/`. Serve it with
+/// gateway, the Stream WebSocket (`/connect`), the OAuth2 login page (`/oauth2/auth`), and
+/// the admin API under `/_sandbox/dingtalk/`. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` for per-IP limits (as [`serve`]
 /// does); without it every caller counts as one address.
 pub fn router(state: DingTalkSandbox) -> Router {
     Router::new()
         .nest("/_sandbox/dingtalk", admin::routes())
+        .route("/connect", axum::routing::get(stream::connect))
+        .route("/oauth2/auth", axum::routing::get(login::oauth_page))
         .fallback(gateway::dispatch)
         .with_state(state)
 }
