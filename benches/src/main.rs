@@ -33,6 +33,8 @@ enum Scenario {
     Queue(scenarios::queue::Args),
     /// N employees through Kingdee BatchSave at several batch sizes, against the sandbox.
     KingdeeBatchsave(scenarios::kingdee_batchsave::Args),
+    /// A generated org enumerated from the DingTalk sandbox at the standard edition's QPS.
+    DingtalkWalk(scenarios::dingtalk_walk::Args),
 }
 
 /// `target/bench` of the workspace (or of `CARGO_TARGET_DIR`).
@@ -60,6 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let outcome = match cli.scenario {
         Scenario::Queue(args) => scenarios::queue::run(args).await?,
         Scenario::KingdeeBatchsave(args) => scenarios::kingdee_batchsave::run(args).await?,
+        Scenario::DingtalkWalk(args) => scenarios::dingtalk_walk::run(args).await?,
     };
     let path = outcome.write(&cli.out_dir)?;
     print!("{}", outcome.summary);

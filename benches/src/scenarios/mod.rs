@@ -1,4 +1,5 @@
 //! One module per scenario; each has `Args` (its command line) and `run`.
 
+pub mod dingtalk_walk;
 pub mod kingdee_batchsave;
 pub mod queue;

@@ -130,12 +130,14 @@ pub fn render(family: Family, result: Result<Value, ApiError>) -> Response {
 }
 
 /// The per-IP ban answer (protocol §1.6 / §7: no errcode, an HTML page, or the JSON
-/// `{"status":1111,…}` form for callers that only accept JSON).
+/// `{"status":1111,…}` form for callers that only accept JSON). The JSON `wait` is in minutes:
+/// the documented example is `"wait":5` for the 5-minute ban (§7).
 pub fn ban_page(wait_secs: u64, json_only: bool) -> Response {
     if json_only {
+        let wait_minutes = wait_secs.div_ceil(60);
         return (
             StatusCode::OK,
-            Json(json!({"status": 1111, "wait": wait_secs, "source": "x5",
+            Json(json!({"status": 1111, "wait": wait_minutes, "source": "x5",
                         "punish": "deny", "uuid": uuid::Uuid::new_v4().to_string()})),
         )
             .into_response();
