@@ -12,7 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, Transaction};
 use store::rows::{
     AuditRow, DeliveryRow, EventRow, IdentityRow, JobRow, ScheduleRow, TransferRow, convert,
-    json_text, page_limit,
+    json_text, lease_held, page_limit,
 };
 use store::*;
 
@@ -176,11 +176,7 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::LeaseLost(lease.job_id.0))
-        }
+        lease_held(done.rows_affected(), lease)
     }
 
     async fn fail_job(&self, lease: &LeaseRef, failure: &JobFailure) -> StoreResult<JobStatus> {
@@ -209,11 +205,8 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        if done.rows_affected() == 1 {
-            Ok(status)
-        } else {
-            Err(StoreError::LeaseLost(lease.job_id.0))
-        }
+        lease_held(done.rows_affected(), lease)?;
+        Ok(status)
     }
 
     async fn release_job(&self, lease: &LeaseRef, now: Millis) -> StoreResult<()> {
@@ -228,11 +221,7 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::LeaseLost(lease.job_id.0))
-        }
+        lease_held(done.rows_affected(), lease)
     }
 
     async fn reap_expired_leases(&self, now: Millis) -> StoreResult<ReapReport> {
@@ -632,11 +621,7 @@ impl StoreTx for PostgresTx {
         .execute(&mut *self.tx)
         .await
         .map_err(db)?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::LeaseLost(lease.job_id.0))
-        }
+        lease_held(done.rows_affected(), lease)
     }
 
     async fn insert_event(&mut self, e: &NewEvent) -> StoreResult<bool> {

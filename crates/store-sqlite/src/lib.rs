@@ -15,7 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use store::rows::{
     AuditRow, DeliveryRow, EventRow, IdentityRow, JobRow, ScheduleRow, TransferRow, convert,
-    json_text, page_limit,
+    json_text, lease_held, page_limit,
 };
 use store::*;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -174,11 +174,7 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?;
         drop(turn);
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::LeaseLost(lease.job_id.0))
-        }
+        lease_held(done.rows_affected(), lease)
     }
 
     async fn fail_job(&self, lease: &LeaseRef, failure: &JobFailure) -> StoreResult<JobStatus> {
@@ -209,11 +205,8 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?;
         drop(turn);
-        if done.rows_affected() == 1 {
-            Ok(status)
-        } else {
-            Err(StoreError::LeaseLost(lease.job_id.0))
-        }
+        lease_held(done.rows_affected(), lease)?;
+        Ok(status)
     }
 
     async fn release_job(&self, lease: &LeaseRef, now: Millis) -> StoreResult<()> {
@@ -230,11 +223,7 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?;
         drop(turn);
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::LeaseLost(lease.job_id.0))
-        }
+        lease_held(done.rows_affected(), lease)
     }
 
     async fn reap_expired_leases(&self, now: Millis) -> StoreResult<ReapReport> {
@@ -640,11 +629,7 @@ impl StoreTx for SqliteTx {
         .execute(&mut *self.tx)
         .await
         .map_err(db)?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::LeaseLost(lease.job_id.0))
-        }
+        lease_held(done.rows_affected(), lease)
     }
 
     async fn insert_event(&mut self, e: &NewEvent) -> StoreResult<bool> {

@@ -263,6 +263,15 @@ where
     rows.into_iter().map(T::try_from).collect()
 }
 
+/// A conditional update of a leased job matched its one row, or the lease is no longer held.
+pub fn lease_held(rows_affected: u64, lease: &crate::LeaseRef) -> StoreResult<()> {
+    if rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::LeaseLost(lease.job_id.0))
+    }
+}
+
 /// A limit of 0 means the default page.
 pub fn page_limit(limit: i64) -> i64 {
     if limit <= 0 { 100 } else { limit.min(10_000) }
