@@ -7,6 +7,7 @@
 //! - [`dingtalk`]: the DingTalk oapi and v1.0 APIs, HTTP-callback events and limits.
 //! - [`kingdee`]: the K3Cloud WebAPI and SSO entry.
 
+pub mod admin_client;
 pub mod dingtalk;
 pub mod kingdee;
 pub mod seed;

@@ -4,6 +4,7 @@
 //! seeded credentials. The sandbox never imports the client; only this direction.
 #![allow(clippy::unwrap_used, dead_code)]
 
+use sandbox::admin_client::AdminClient;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,6 @@ pub struct Sandbox {
     pub sb: DingTalkSandbox,
     /// `http://127.0.0.1:<port>` (both API families and the admin API).
     pub origin: String,
-    http: reqwest::Client,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -57,7 +57,6 @@ impl Sandbox {
         Sandbox {
             sb,
             origin: format!("http://{addr}"),
-            http: reqwest::Client::new(),
             task,
         }
     }
@@ -98,28 +97,24 @@ impl Sandbox {
         self.client_with(TokenEndpoint::V1, Arc::new(limits::Unpaced))
     }
 
-    fn admin_url(&self, path: &str) -> String {
-        format!("{}/_sandbox/dingtalk/{path}", self.origin)
+    fn admin(&self) -> AdminClient {
+        AdminClient::new(&self.origin, "dingtalk")
     }
 
     /// `POST /_sandbox/dingtalk/{path}` with a JSON body; the JSON answer.
     pub async fn admin_post(&self, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .post(self.admin_url(path))
-            .json(&body)
-            .send()
+        self.admin()
+            .post(path, &body)
             .await
-            .unwrap();
-        assert!(resp.status().is_success(), "admin POST {path}: {resp:?}");
-        resp.json().await.unwrap()
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `GET /_sandbox/dingtalk/{path}`.
     pub async fn admin_get(&self, path: &str) -> Value {
-        let resp = self.http.get(self.admin_url(path)).send().await.unwrap();
-        assert!(resp.status().is_success(), "admin GET {path}: {resp:?}");
-        resp.json().await.unwrap()
+        self.admin()
+            .get(path)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `GET counters`.
@@ -127,13 +122,12 @@ impl Sandbox {
         self.admin_get("counters").await
     }
 
-    /// A top-level counter (`tokens_issued`, `qps_rejections`, …); 0 when absent.
+    /// A counter by its dotted path in `GET counters`; 0 when absent.
     pub async fn counter(&self, name: &str) -> u64 {
-        self.counters()
+        self.admin()
+            .counter(name)
             .await
-            .get(name)
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Calls the sandbox counted on one API path (e.g. `/topapi/v2/user/list`).

@@ -3,6 +3,7 @@
 //! sandbox's seeded credentials. The sandbox never imports the client; only this direction.
 #![allow(clippy::unwrap_used, dead_code)]
 
+use sandbox::admin_client::AdminClient;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,6 @@ pub struct Sandbox {
     pub sb: KingdeeSandbox,
     /// `http://127.0.0.1:<port>`.
     pub origin: String,
-    http: reqwest::Client,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -53,7 +53,6 @@ impl Sandbox {
         Sandbox {
             sb,
             origin: format!("http://{addr}"),
-            http: reqwest::Client::new(),
             task,
         }
     }
@@ -94,28 +93,24 @@ impl Sandbox {
             .unwrap()
     }
 
-    fn admin_url(&self, path: &str) -> String {
-        format!("{}/_sandbox/kingdee/{path}", self.origin)
+    fn admin(&self) -> AdminClient {
+        AdminClient::new(&self.origin, "kingdee")
     }
 
     /// `POST /_sandbox/kingdee/{path}` with a JSON body; the JSON answer.
     pub async fn admin_post(&self, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .post(self.admin_url(path))
-            .json(&body)
-            .send()
+        self.admin()
+            .post(path, &body)
             .await
-            .unwrap();
-        assert!(resp.status().is_success(), "admin POST {path}: {resp:?}");
-        resp.json().await.unwrap()
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `GET /_sandbox/kingdee/{path}`.
     pub async fn admin_get(&self, path: &str) -> Value {
-        let resp = self.http.get(self.admin_url(path)).send().await.unwrap();
-        assert!(resp.status().is_success(), "admin GET {path}: {resp:?}");
-        resp.json().await.unwrap()
+        self.admin()
+            .get(path)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `GET counters`.
@@ -123,15 +118,12 @@ impl Sandbox {
         self.admin_get("counters").await
     }
 
-    /// A counter such as `calls.Save`, `logins_by_mode.LoginBySign`, `errors_by_msgcode.14`
-    /// (0 when absent).
+    /// A counter by its dotted path in `GET counters`; 0 when absent.
     pub async fn counter(&self, dotted: &str) -> u64 {
-        let c = self.counters().await;
-        dotted
-            .split('.')
-            .try_fold(&c, |v, k| v.get(k))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
+        self.admin()
+            .counter(dotted)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `(DocumentStatus, ForbidStatus)` of a record, read from the sandbox's store directly.
