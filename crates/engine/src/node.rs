@@ -49,11 +49,11 @@ impl Node {
         handlers: HandlerRegistry,
     ) -> Result<Self, NodeError> {
         for flow in config.flows.values().filter(|f| f.enabled) {
-            if handlers.get(&flow.recipe).is_none() {
+            if !handlers.recipes().any(|r| r == flow.recipe) {
                 return Err(NodeError::UnknownRecipe {
                     flow: flow.name.clone(),
                     recipe: flow.recipe.clone(),
-                    available: handlers.kinds().collect::<Vec<_>>().join(", "),
+                    available: handlers.recipes().collect::<Vec<_>>().join(", "),
                 });
             }
         }

@@ -120,10 +120,12 @@ pub trait JobHandler: Send + Sync {
     async fn run(&self, job: &Job, ctx: &JobContext) -> Result<JobEffects, JobError>;
 }
 
-/// Job kind → handler. Flow recipes register their kinds here.
+/// Job kind → handler. A flow recipe is a job kind a `[flows.*]` table may name; other kinds
+/// (e.g. `dingtalk.event`) are enqueued by the hub itself.
 #[derive(Default, Clone)]
 pub struct HandlerRegistry {
     handlers: BTreeMap<String, Arc<dyn JobHandler>>,
+    recipes: std::collections::BTreeSet<String>,
 }
 
 impl HandlerRegistry {
@@ -134,13 +136,25 @@ impl HandlerRegistry {
     /// The kinds every node has.
     pub fn with_builtins() -> Self {
         let mut r = Self::new();
-        r.register(selftest::KIND, Arc::new(selftest::SelfTest));
+        r.register_recipe(selftest::KIND, Arc::new(selftest::SelfTest));
         r.register(inbox::KIND, Arc::new(inbox::InboxEvent));
         r
     }
 
     pub fn register(&mut self, kind: impl Into<String>, handler: Arc<dyn JobHandler>) {
         self.handlers.insert(kind.into(), handler);
+    }
+
+    /// Register a kind that flows may run as their recipe.
+    pub fn register_recipe(&mut self, kind: impl Into<String>, handler: Arc<dyn JobHandler>) {
+        let kind = kind.into();
+        self.recipes.insert(kind.clone());
+        self.register(kind, handler);
+    }
+
+    /// The recipes a flow may name.
+    pub fn recipes(&self) -> impl Iterator<Item = &str> {
+        self.recipes.iter().map(String::as_str)
     }
 
     pub fn get(&self, kind: &str) -> Option<&Arc<dyn JobHandler>> {
