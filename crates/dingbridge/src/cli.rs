@@ -76,6 +76,12 @@ pub enum Command {
     /// The DingTalk (oapi + api on one address) and Kingdee K3Cloud simulators, loaded with
     /// the same demo company. Prints their base URLs and credentials as ready-to-paste
     /// `[connections.…]` blocks for dingbridge.toml.
+    ///
+    /// Fault flags apply from the start (change them later through the admin API,
+    /// `POST /_sandbox/{dingtalk,kingdee}/faults`, docs/sandbox.md): `--latency-ms`,
+    /// `--error-rate` and `--outage-seconds` act on both simulators; `--token-ttl-seconds` and
+    /// `--edition` on DingTalk. Example:
+    /// `dingbridge sandbox --latency-ms 200 --error-rate 0.05 --edition professional`.
     Sandbox {
         /// Where the DingTalk simulator listens (oapi.dingtalk.com and api.dingtalk.com paths).
         #[arg(long, default_value = "127.0.0.1:8089")]
@@ -92,6 +98,25 @@ pub enum Command {
         /// Also write the `[connections.…]` block to this file.
         #[arg(long)]
         config_out: Option<PathBuf>,
+        /// Fault: delay every simulated API call by N milliseconds (0–60000).
+        #[arg(long, value_name = "N")]
+        latency_ms: Option<String>,
+        /// Fault: fraction F (0–1) of calls that fail: DingTalk answers a system error
+        /// (`-1` 系统繁忙 / HTTP 500 `systemError`), Kingdee MsgCode 14 (调用限制).
+        #[arg(long, value_name = "F")]
+        error_rate: Option<String>,
+        /// Fault: an outage starting now: every API call answers HTTP 503 for N seconds
+        /// (0–86400).
+        #[arg(long, value_name = "N")]
+        outage_seconds: Option<String>,
+        /// DingTalk access-token lifetime in seconds (1–86400; default 7200), for
+        /// token-expiry trials.
+        #[arg(long, value_name = "N")]
+        token_ttl_seconds: Option<String>,
+        /// DingTalk edition of the app, which sets its QPS per API: standard (20),
+        /// professional (40) or exclusive (60). Also written to the printed block.
+        #[arg(long, value_name = "EDITION")]
+        edition: Option<String>,
     },
     /// Inspect jobs (作业).
     Jobs {

@@ -40,14 +40,28 @@ pub async fn run(cli: Cli, lang: Lang) -> Result<(), Failure> {
             seed,
             scale,
             config_out,
+            latency_ms,
+            error_rate,
+            outage_seconds,
+            token_ttl_seconds,
+            edition,
         } => {
             init_logging(log_format, LogFormat::Text);
+            let faults = sandbox::FaultFlags::parse(
+                latency_ms.as_deref(),
+                error_rate.as_deref(),
+                outage_seconds.as_deref(),
+                token_ttl_seconds.as_deref(),
+                edition.as_deref(),
+            )
+            .map_err(Failure::input)?;
             sandbox::sandbox(
                 &dingtalk_listen,
                 &kingdee_listen,
                 seed.as_deref(),
                 scale.as_deref(),
                 config_out.as_deref(),
+                &faults,
                 lang,
             )
             .await

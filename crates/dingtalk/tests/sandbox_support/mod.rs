@@ -151,6 +151,23 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// Mints a login auth code for `userid` (admin `POST login/code`; `kind` is `inapp` for
+    /// 免登 or `oauth` for the web flow).
+    pub async fn login_code(&self, userid: &str, kind: &str) -> String {
+        let v = self
+            .admin_post(
+                "login/code",
+                serde_json::json!({"userid": userid, "kind": kind}),
+            )
+            .await;
+        v["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login/code: {v}"))
+            .to_owned()
+    }
+}
+
 /// Whether a text contains at least one CJK ideograph.
 pub fn has_cjk(s: &str) -> bool {
     s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
