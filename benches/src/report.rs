@@ -63,11 +63,6 @@ pub fn timestamp() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Now, Unix milliseconds (the store's clock).
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// Latency percentiles in milliseconds (nearest rank).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Percentiles {

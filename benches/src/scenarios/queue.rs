@@ -350,7 +350,7 @@ async fn queue_run(
     payloads: &[String],
 ) -> anyhow::Result<QueueRun> {
     let n = payloads.len();
-    let now = crate::report::now_ms();
+    let now = store::now_ms();
     let jobs: Arc<Vec<NewJob>> = Arc::new(
         payloads
             .iter()
@@ -403,7 +403,7 @@ async fn queue_run(
             let mut latencies = Vec::new();
             loop {
                 let req = ClaimRequest {
-                    now: crate::report::now_ms(),
+                    now: store::now_ms(),
                     ..req.clone()
                 };
                 let t = Instant::now();
@@ -416,7 +416,7 @@ async fn queue_run(
                     claimed.len()
                 );
                 let mut tx = store.begin().await.context("begin")?;
-                tx.ack_job(&job.lease(), crate::report::now_ms())
+                tx.ack_job(&job.lease(), store::now_ms())
                     .await
                     .with_context(|| format!("ack_job of job {}", job.id))?;
                 tx.commit().await.context("commit")?;
@@ -619,7 +619,7 @@ where
     for stmt in ddl {
         sqlx::query::<DB>(*stmt).execute(pool).await?;
     }
-    let now = crate::report::now_ms();
+    let now = store::now_ms();
 
     let started = Instant::now();
     let mut ids: Vec<i64> = Vec::with_capacity(payloads.len());
@@ -652,7 +652,7 @@ where
 
     let started = Instant::now();
     for chunk in ids.chunks(batch) {
-        let t = crate::report::now_ms();
+        let t = store::now_ms();
         let mut q = QueryBuilder::<DB>::new(
             "UPDATE ref_jobs SET status = 'running', attempts = attempts + 1, \
              lease_seq = lease_seq + 1, lease_owner = ",
@@ -667,7 +667,7 @@ where
         q.build().execute(pool).await?;
     }
     for chunk in ids.chunks(batch) {
-        let t = crate::report::now_ms();
+        let t = store::now_ms();
         let mut q = QueryBuilder::<DB>::new(
             "UPDATE ref_jobs SET status = 'done', lease_owner = NULL, lease_expires_at = NULL, \
              updated_at = ",
@@ -798,7 +798,7 @@ mod tests {
     async fn verify_fails_when_a_job_was_not_done_once() {
         let fresh = FreshSqlite::new(None).expect("temp dir");
         let store = sqlite_store(&fresh).await;
-        let now = crate::report::now_ms();
+        let now = store::now_ms();
         let mut ids = Vec::new();
         for i in 0..3 {
             let job = NewJob::new(kind_of(i), json!({}), now).queue(QUEUE);

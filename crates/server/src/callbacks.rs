@@ -20,7 +20,7 @@ use dingtalk::crypto::{CallbackBody, CallbackQuery};
 use dingtalk::{CallbackCrypto, CryptoError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use store::{Millis, NewEvent, NewJob};
+use store::{Millis, NewEvent, NewJob, now_ms};
 use tracing::{info, warn};
 
 use crate::AppState;
@@ -184,13 +184,6 @@ pub async fn dingtalk(
                 .into_response()
         }
     }
-}
-
-fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use dingtalk::CallbackCrypto;
 use serde_json::{Value, json};
 use server::AppState;
-use store::{JobFilter, Store};
+use store::{JobFilter, Store, now_ms};
 use store_testkit::test_stores;
 use tower::ServiceExt;
 
@@ -31,13 +31,6 @@ fn app(store: Arc<dyn Store>) -> axum::Router {
         metrics: None,
         dingtalk_callbacks: Arc::new(keys),
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// A push as DingTalk makes it: `(query string, body)`.
