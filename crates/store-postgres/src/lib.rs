@@ -11,8 +11,8 @@ use sqlx::postgres::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, Transaction};
 use store::rows::{
-    AuditRow, DeliveryRow, EventRow, IdentityRow, JobRow, ScheduleRow, TransferRow, convert,
-    json_text, lease_held, page_limit,
+    AuditRow, DeliveryRow, EventRow, IdentityRow, JobRow, ScheduleRow, SyncRunRow, TransferRow,
+    convert, json_text, lease_held, link_page_start, page_limit, sync_run_state_error,
 };
 use store::*;
 
@@ -89,6 +89,14 @@ impl PostgresStore {
                 StoreError::InvalidState(format!("job {id} is {}, it must be {wanted}", job.status))
             }
             Ok(None) => StoreError::NotFound(format!("job {id}")),
+            Err(e) => e,
+        }
+    }
+
+    /// Why a conditional update on a running sync run matched nothing.
+    async fn sync_run_error(&self, id: i64) -> StoreError {
+        match self.get_sync_run(id).await {
+            Ok(found) => sync_run_state_error(id, found.as_ref()),
             Err(e) => e,
         }
     }
@@ -413,6 +421,133 @@ impl Store for PostgresStore {
         Ok(Some(enqueued))
     }
 
+    async fn start_sync_run(&self, run: &NewSyncRun) -> StoreResult<(SyncRun, bool)> {
+        let job_id = run.job_id.map(|j| j.0);
+        // A run of the same job still `running` is the conflict: resume it.
+        let row = sqlx::query_as!(
+            SyncRunRow,
+            r#"INSERT INTO sync_runs (flow, mode, job_id, status, counts, report, attempts,
+                   started_at, updated_at)
+               VALUES ($1, $2, $3, 'running', '{}', '{}', 1, $4, $4)
+               ON CONFLICT (job_id) WHERE status = 'running' DO UPDATE SET
+                   attempts = sync_runs.attempts + 1, updated_at = excluded.updated_at
+               RETURNING id, flow, mode, job_id, status, complete, counts, report, attempts,
+                   started_at, finished_at, updated_at"#,
+            run.flow,
+            run.mode,
+            job_id,
+            run.started_at,
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        let run = SyncRun::try_from(row)?;
+        // A new run starts at attempt 1; only a resumed one has more.
+        let resumed = run.attempts > 1;
+        Ok((run, resumed))
+    }
+
+    async fn update_sync_run(
+        &self,
+        id: i64,
+        counts: &serde_json::Value,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let counts = json_text(counts);
+        let done = sqlx::query!(
+            "UPDATE sync_runs SET counts = $1, updated_at = $2
+             WHERE id = $3 AND status = 'running'",
+            counts,
+            now,
+            id,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(self.sync_run_error(id).await)
+        }
+    }
+
+    async fn finish_sync_run(&self, id: i64, finish: &SyncRunFinish) -> StoreResult<()> {
+        if finish.status == SyncRunStatus::Running {
+            return Err(StoreError::InvalidState(format!(
+                "sync run {id} cannot finish as running; use success, partial or failed"
+            )));
+        }
+        let status = finish.status.as_str();
+        let counts = json_text(&finish.counts);
+        let report = json_text(&finish.report);
+        let done = sqlx::query!(
+            "UPDATE sync_runs SET status = $1, complete = $2, counts = $3, report = $4,
+                 finished_at = $5, updated_at = $6
+             WHERE id = $7 AND status = 'running'",
+            status,
+            finish.complete,
+            counts,
+            report,
+            finish.now,
+            finish.now,
+            id,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(self.sync_run_error(id).await)
+        }
+    }
+
+    async fn get_sync_run(&self, id: i64) -> StoreResult<Option<SyncRun>> {
+        let row = sqlx::query_as!(
+            SyncRunRow,
+            r#"SELECT id, flow, mode, job_id, status, complete, counts, report, attempts,
+                   started_at, finished_at, updated_at
+               FROM sync_runs WHERE id = $1"#,
+            id,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(SyncRun::try_from).transpose()
+    }
+
+    async fn list_sync_runs(&self, flow: Option<&str>, limit: i64) -> StoreResult<Vec<SyncRun>> {
+        let limit = page_limit(limit);
+        let rows = sqlx::query_as!(
+            SyncRunRow,
+            r#"SELECT id, flow, mode, job_id, status, complete, counts, report, attempts,
+                   started_at, finished_at, updated_at
+               FROM sync_runs WHERE ($1::text IS NULL OR flow = $1)
+               ORDER BY id DESC LIMIT $2"#,
+            flow,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
+    async fn last_successful_sync_run(&self, flow: &str) -> StoreResult<Option<SyncRun>> {
+        let row = sqlx::query_as!(
+            SyncRunRow,
+            r#"SELECT id, flow, mode, job_id, status, complete, counts, report, attempts,
+                   started_at, finished_at, updated_at
+               FROM sync_runs WHERE flow = $1 AND status = 'success'
+               ORDER BY id DESC LIMIT 1"#,
+            flow,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(SyncRun::try_from).transpose()
+    }
+
     async fn get_event(&self, connection: &str, event_id: &str) -> StoreResult<Option<Event>> {
         let row = sqlx::query_as!(
             EventRow,
@@ -437,6 +572,50 @@ impl Store for PostgresStore {
             source_key,
         )
         .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn list_links(
+        &self,
+        flow: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Link>> {
+        let start = link_page_start(prefix, after);
+        let limit = page_limit(limit);
+        // Keys compare as bytes (COLLATE "C", index links_source_bytes), as on SQLite; the
+        // prefix is compared as a string, never as a LIKE pattern (`%`, `_` in keys).
+        sqlx::query_as!(
+            Link,
+            r#"SELECT flow, source_key, target_key, step, payload_hash, updated_at
+               FROM links
+               WHERE flow = $1 AND source_key COLLATE "C" >= $2
+                 AND ($3::text IS NULL OR source_key COLLATE "C" > $3)
+                 AND starts_with(source_key, $4)
+               ORDER BY source_key COLLATE "C" LIMIT $5"#,
+            flow,
+            start,
+            after,
+            prefix,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn find_links_by_target(&self, flow: &str, target_key: &str) -> StoreResult<Vec<Link>> {
+        sqlx::query_as!(
+            Link,
+            r#"SELECT flow, source_key, target_key, step, payload_hash, updated_at
+               FROM links WHERE flow = $1 AND target_key = $2
+               ORDER BY source_key COLLATE "C""#,
+            flow,
+            target_key,
+        )
+        .fetch_all(&self.pool)
         .await
         .map_err(db)
     }
@@ -564,6 +743,34 @@ pub struct PostgresTx {
     tx: Transaction<'static, Postgres>,
 }
 
+impl PostgresTx {
+    /// The outcome of an insert into `jobs` that does nothing on an idempotency-key conflict.
+    async fn inserted_or_existing(
+        &mut self,
+        id: Option<i64>,
+        job: &NewJob,
+    ) -> StoreResult<Enqueued> {
+        if let Some(id) = id {
+            return Ok(Enqueued {
+                id: JobId(id),
+                created: true,
+            });
+        }
+        // The insert only does nothing on a key conflict: the key's job exists.
+        let existing = sqlx::query_scalar!(
+            r#"SELECT id FROM jobs WHERE idempotency_key = $1"#,
+            job.idempotency_key,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(Enqueued {
+            id: JobId(existing),
+            created: false,
+        })
+    }
+}
+
 #[async_trait]
 impl StoreTx for PostgresTx {
     async fn enqueue(&mut self, job: &NewJob) -> StoreResult<Enqueued> {
@@ -588,24 +795,34 @@ impl StoreTx for PostgresTx {
         .fetch_optional(&mut *self.tx)
         .await
         .map_err(db)?;
-        if let Some(id) = id {
-            return Ok(Enqueued {
-                id: JobId(id),
-                created: true,
-            });
-        }
-        // The insert only does nothing on a key conflict: the key's job exists.
-        let existing = sqlx::query_scalar!(
-            r#"SELECT id FROM jobs WHERE idempotency_key = $1"#,
+        self.inserted_or_existing(id, job).await
+    }
+
+    async fn insert_dead_letter(&mut self, job: &NewJob, error: &str) -> StoreResult<Enqueued> {
+        let payload = json_text(&job.payload);
+        let id = sqlx::query_scalar!(
+            r#"INSERT INTO jobs (queue, kind, payload, flow, status, priority, attempts,
+                   max_attempts, run_at, idempotency_key, lease_seq, last_error, error_class,
+                   created_at, updated_at, finished_at)
+               VALUES ($1, $2, $3, $4, 'dead', $5, 0, $6, $7, $8, 0, $9, 'permanent',
+                   $10, $10, $10)
+               ON CONFLICT (idempotency_key) DO NOTHING
+               RETURNING id"#,
+            job.queue,
+            job.kind,
+            payload,
+            job.flow,
+            i64::from(job.priority),
+            i64::from(job.max_attempts),
+            job.run_at,
             job.idempotency_key,
+            error,
+            job.now,
         )
-        .fetch_one(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await
         .map_err(db)?;
-        Ok(Enqueued {
-            id: JobId(existing),
-            created: false,
-        })
+        self.inserted_or_existing(id, job).await
     }
 
     async fn ack_job(&mut self, lease: &LeaseRef, now: Millis) -> StoreResult<()> {

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use store::rows::{
-    AuditRow, DeliveryRow, EventRow, IdentityRow, JobRow, ScheduleRow, TransferRow, convert,
-    json_text, lease_held, page_limit,
+    AuditRow, DeliveryRow, EventRow, IdentityRow, JobRow, ScheduleRow, SyncRunRow, TransferRow,
+    convert, json_text, lease_held, link_page_start, page_limit, sync_run_state_error,
 };
 use store::*;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -83,6 +83,14 @@ impl SqliteStore {
                 StoreError::InvalidState(format!("job {id} is {}, it must be {wanted}", job.status))
             }
             Ok(None) => StoreError::NotFound(format!("job {id}")),
+            Err(e) => e,
+        }
+    }
+
+    /// Why a conditional update on a running sync run matched nothing.
+    async fn sync_run_error(&self, id: i64) -> StoreError {
+        match self.get_sync_run(id).await {
+            Ok(found) => sync_run_state_error(id, found.as_ref()),
             Err(e) => e,
         }
     }
@@ -419,6 +427,138 @@ impl Store for SqliteStore {
         Ok(Some(enqueued))
     }
 
+    async fn start_sync_run(&self, run: &NewSyncRun) -> StoreResult<(SyncRun, bool)> {
+        let job_id = run.job_id.map(|j| j.0);
+        let turn = self.write_turn().await;
+        // A run of the same job still `running` is the conflict: resume it.
+        let row = sqlx::query_as!(
+            SyncRunRow,
+            r#"INSERT INTO sync_runs (flow, mode, job_id, status, counts, report, attempts,
+                   started_at, updated_at)
+               VALUES (?1, ?2, ?3, 'running', '{}', '{}', 1, ?4, ?4)
+               ON CONFLICT (job_id) WHERE status = 'running' DO UPDATE SET
+                   attempts = sync_runs.attempts + 1, updated_at = excluded.updated_at
+               RETURNING id AS "id!", flow, mode, job_id, status, complete AS "complete: bool",
+                   counts, report, attempts, started_at, finished_at, updated_at"#,
+            run.flow,
+            run.mode,
+            job_id,
+            run.started_at,
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        drop(turn);
+        let run = SyncRun::try_from(row)?;
+        // A new run starts at attempt 1; only a resumed one has more.
+        let resumed = run.attempts > 1;
+        Ok((run, resumed))
+    }
+
+    async fn update_sync_run(
+        &self,
+        id: i64,
+        counts: &serde_json::Value,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let counts = json_text(counts);
+        let turn = self.write_turn().await;
+        let done = sqlx::query!(
+            "UPDATE sync_runs SET counts = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+            counts,
+            now,
+            id,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        drop(turn);
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(self.sync_run_error(id).await)
+        }
+    }
+
+    async fn finish_sync_run(&self, id: i64, finish: &SyncRunFinish) -> StoreResult<()> {
+        if finish.status == SyncRunStatus::Running {
+            return Err(StoreError::InvalidState(format!(
+                "sync run {id} cannot finish as running; use success, partial or failed"
+            )));
+        }
+        let status = finish.status.as_str();
+        let counts = json_text(&finish.counts);
+        let report = json_text(&finish.report);
+        let turn = self.write_turn().await;
+        let done = sqlx::query!(
+            "UPDATE sync_runs SET status = ?, complete = ?, counts = ?, report = ?,
+                 finished_at = ?, updated_at = ?
+             WHERE id = ? AND status = 'running'",
+            status,
+            finish.complete,
+            counts,
+            report,
+            finish.now,
+            finish.now,
+            id,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        drop(turn);
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(self.sync_run_error(id).await)
+        }
+    }
+
+    async fn get_sync_run(&self, id: i64) -> StoreResult<Option<SyncRun>> {
+        let row = sqlx::query_as!(
+            SyncRunRow,
+            r#"SELECT id AS "id!", flow, mode, job_id, status, complete AS "complete: bool",
+                   counts, report, attempts, started_at, finished_at, updated_at
+               FROM sync_runs WHERE id = ?"#,
+            id,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(SyncRun::try_from).transpose()
+    }
+
+    async fn list_sync_runs(&self, flow: Option<&str>, limit: i64) -> StoreResult<Vec<SyncRun>> {
+        let limit = page_limit(limit);
+        let rows = sqlx::query_as!(
+            SyncRunRow,
+            r#"SELECT id AS "id!", flow, mode, job_id, status, complete AS "complete: bool",
+                   counts, report, attempts, started_at, finished_at, updated_at
+               FROM sync_runs WHERE (?1 IS NULL OR flow = ?1)
+               ORDER BY id DESC LIMIT ?2"#,
+            flow,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
+    async fn last_successful_sync_run(&self, flow: &str) -> StoreResult<Option<SyncRun>> {
+        let row = sqlx::query_as!(
+            SyncRunRow,
+            r#"SELECT id AS "id!", flow, mode, job_id, status, complete AS "complete: bool",
+                   counts, report, attempts, started_at, finished_at, updated_at
+               FROM sync_runs WHERE flow = ? AND status = 'success'
+               ORDER BY id DESC LIMIT 1"#,
+            flow,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(SyncRun::try_from).transpose()
+    }
+
     async fn get_event(&self, connection: &str, event_id: &str) -> StoreResult<Option<Event>> {
         let row = sqlx::query_as!(
             EventRow,
@@ -443,6 +583,47 @@ impl Store for SqliteStore {
             source_key,
         )
         .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn list_links(
+        &self,
+        flow: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Link>> {
+        let start = link_page_start(prefix, after);
+        let limit = page_limit(limit);
+        // The prefix is compared as a substring, never as a LIKE pattern (`%`, `_` in keys).
+        sqlx::query_as!(
+            Link,
+            "SELECT flow, source_key, target_key, step, payload_hash, updated_at
+             FROM links
+             WHERE flow = ?1 AND source_key >= ?2 AND (?3 IS NULL OR source_key > ?3)
+               AND substr(source_key, 1, length(?4)) = ?4
+             ORDER BY source_key LIMIT ?5",
+            flow,
+            start,
+            after,
+            prefix,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn find_links_by_target(&self, flow: &str, target_key: &str) -> StoreResult<Vec<Link>> {
+        sqlx::query_as!(
+            Link,
+            "SELECT flow, source_key, target_key, step, payload_hash, updated_at
+             FROM links WHERE flow = ? AND target_key = ? ORDER BY source_key",
+            flow,
+            target_key,
+        )
+        .fetch_all(&self.pool)
         .await
         .map_err(db)
     }
@@ -572,6 +753,34 @@ pub struct SqliteTx {
     _turn: OwnedMutexGuard<()>,
 }
 
+impl SqliteTx {
+    /// The outcome of an insert into `jobs` that does nothing on an idempotency-key conflict.
+    async fn inserted_or_existing(
+        &mut self,
+        id: Option<i64>,
+        job: &NewJob,
+    ) -> StoreResult<Enqueued> {
+        if let Some(id) = id {
+            return Ok(Enqueued {
+                id: JobId(id),
+                created: true,
+            });
+        }
+        // The insert only does nothing on a key conflict: the key's job exists.
+        let existing = sqlx::query_scalar!(
+            r#"SELECT id AS "id!" FROM jobs WHERE idempotency_key = ?"#,
+            job.idempotency_key,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(Enqueued {
+            id: JobId(existing),
+            created: false,
+        })
+    }
+}
+
 #[async_trait]
 impl StoreTx for SqliteTx {
     async fn enqueue(&mut self, job: &NewJob) -> StoreResult<Enqueued> {
@@ -596,24 +805,34 @@ impl StoreTx for SqliteTx {
         .fetch_optional(&mut *self.tx)
         .await
         .map_err(db)?;
-        if let Some(id) = id {
-            return Ok(Enqueued {
-                id: JobId(id),
-                created: true,
-            });
-        }
-        // The insert only does nothing on a key conflict: the key's job exists.
-        let existing = sqlx::query_scalar!(
-            r#"SELECT id AS "id!" FROM jobs WHERE idempotency_key = ?"#,
+        self.inserted_or_existing(id, job).await
+    }
+
+    async fn insert_dead_letter(&mut self, job: &NewJob, error: &str) -> StoreResult<Enqueued> {
+        let payload = json_text(&job.payload);
+        let id = sqlx::query_scalar!(
+            r#"INSERT INTO jobs (queue, kind, payload, flow, status, priority, attempts,
+                   max_attempts, run_at, idempotency_key, lease_seq, last_error, error_class,
+                   created_at, updated_at, finished_at)
+               VALUES (?1, ?2, ?3, ?4, 'dead', ?5, 0, ?6, ?7, ?8, 0, ?9, 'permanent',
+                   ?10, ?10, ?10)
+               ON CONFLICT (idempotency_key) DO NOTHING
+               RETURNING id AS "id!""#,
+            job.queue,
+            job.kind,
+            payload,
+            job.flow,
+            job.priority,
+            job.max_attempts,
+            job.run_at,
             job.idempotency_key,
+            error,
+            job.now,
         )
-        .fetch_one(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await
         .map_err(db)?;
-        Ok(Enqueued {
-            id: JobId(existing),
-            created: false,
-        })
+        self.inserted_or_existing(id, job).await
     }
 
     async fn ack_job(&mut self, lease: &LeaseRef, now: Millis) -> StoreResult<()> {

@@ -1,6 +1,6 @@
 //! The store: the [`Store`] trait every part of dingbridge persists through, its transaction
 //! [`StoreTx`], and the domain types (jobs, events, links, transfer log, checkpoints, schedules,
-//! identities, deliveries, audit). Two implementations live in their own crates
+//! identities, deliveries, audit, org-sync runs). Two implementations live in their own crates
 //! (`store-sqlite`, `store-postgres`), each with its own checked query set and migrations; no
 //! SQL leaks outside them.
 //!
@@ -91,9 +91,45 @@ pub trait Store: Send + Sync + 'static {
         job: &NewJob,
     ) -> StoreResult<Option<Enqueued>>;
 
+    // ---- org-sync runs ----------------------------------------------------------------------
+    /// Start a run. When `job_id` is set and a run of that job is still `running` (its process
+    /// died), that run is resumed instead: same id, `attempts` + 1, its counts kept. Returns the
+    /// run and whether it was resumed.
+    async fn start_sync_run(&self, run: &NewSyncRun) -> StoreResult<(SyncRun, bool)>;
+    /// Progress of a running run: its counts are replaced. [`StoreError::InvalidState`] when
+    /// the run has finished, [`StoreError::NotFound`] when there is none.
+    async fn update_sync_run(
+        &self,
+        id: i64,
+        counts: &serde_json::Value,
+        now: Millis,
+    ) -> StoreResult<()>;
+    /// End a running run once, with a final status (not `running`), completeness, counts and
+    /// report. [`StoreError::InvalidState`] when it has already finished.
+    async fn finish_sync_run(&self, id: i64, finish: &SyncRunFinish) -> StoreResult<()>;
+    async fn get_sync_run(&self, id: i64) -> StoreResult<Option<SyncRun>>;
+    /// Most recent first; `flow` `None` = every flow; at most `limit` (0 = 100).
+    async fn list_sync_runs(&self, flow: Option<&str>, limit: i64) -> StoreResult<Vec<SyncRun>>;
+    /// The most recent run of `flow` that ended `success` (partial and failed runs do not
+    /// move the "last success").
+    async fn last_successful_sync_run(&self, flow: &str) -> StoreResult<Option<SyncRun>>;
+
     // ---- reads of the other records ------------------------------------------------------
     async fn get_event(&self, connection: &str, event_id: &str) -> StoreResult<Option<Event>>;
     async fn get_link(&self, flow: &str, source_key: &str) -> StoreResult<Option<Link>>;
+    /// Links of `flow` whose `source_key` starts with `prefix` (taken literally: `%` and `_`
+    /// are no wildcards), ordered by `source_key` as bytes, strictly after `after` (`None`: from
+    /// the start), at most `limit` (0 = 100). Pass the last key of a page as the next `after`.
+    async fn list_links(
+        &self,
+        flow: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Link>>;
+    /// Links of `flow` pointing at `target_key` (two sources mapped to one target show up
+    /// here), ordered by `source_key`.
+    async fn find_links_by_target(&self, flow: &str, target_key: &str) -> StoreResult<Vec<Link>>;
     async fn list_transfers(&self, filter: &TransferFilter) -> StoreResult<Vec<Transfer>>;
     async fn get_checkpoint(&self, flow: &str, name: &str) -> StoreResult<Option<Checkpoint>>;
     async fn find_identity(&self, key: &IdentityKey) -> StoreResult<Option<Identity>>;
@@ -108,6 +144,11 @@ pub trait Store: Send + Sync + 'static {
 pub trait StoreTx: Send {
     /// Enqueue a job; with an idempotency key, enqueueing the same key twice yields one job.
     async fn enqueue(&mut self, job: &NewJob) -> StoreResult<Enqueued>;
+    /// Write a job straight into the dead letters (status `dead`, `error` as its last error,
+    /// class permanent, no attempt made), e.g. one bad record of a batch whose others proceed.
+    /// With an idempotency key already present nothing is written and the existing job is
+    /// returned with `created: false`.
+    async fn insert_dead_letter(&mut self, job: &NewJob, error: &str) -> StoreResult<Enqueued>;
     /// Finish a claimed job; fails with [`StoreError::LeaseLost`] when the lease is stale, so
     /// the effects written in this transaction roll back with it.
     async fn ack_job(&mut self, lease: &LeaseRef, now: Millis) -> StoreResult<()>;

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::{
     AuditEntry, Delivery, ErrorClass, Event, Identity, Job, JobId, NewAudit, NewDelivery,
-    NewIdentity, NewTransfer, Schedule, StoreError, StoreResult, Transfer,
+    NewIdentity, NewTransfer, Schedule, StoreError, StoreResult, SyncRun, Transfer,
 };
 
 fn json(column: &str, text: &str) -> StoreResult<Value> {
@@ -252,6 +252,63 @@ impl From<ScheduleRow> for Schedule {
             last_fired_at: r.last_fired_at,
             updated_at: r.updated_at,
         }
+    }
+}
+
+#[derive(Debug)]
+pub struct SyncRunRow {
+    pub id: i64,
+    pub flow: String,
+    pub mode: String,
+    pub job_id: Option<i64>,
+    pub status: String,
+    pub complete: Option<bool>,
+    pub counts: String,
+    pub report: String,
+    pub attempts: i64,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl TryFrom<SyncRunRow> for SyncRun {
+    type Error = StoreError;
+    fn try_from(r: SyncRunRow) -> StoreResult<SyncRun> {
+        Ok(SyncRun {
+            id: r.id,
+            status: r.status.parse().map_err(StoreError::Corrupt)?,
+            counts: json("sync_runs.counts", &r.counts)?,
+            report: json("sync_runs.report", &r.report)?,
+            attempts: int32("sync_runs.attempts", r.attempts)?,
+            job_id: r.job_id.map(JobId),
+            flow: r.flow,
+            mode: r.mode,
+            complete: r.complete,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// A conditional update of a running sync run matched nothing: why.
+pub fn sync_run_state_error(id: i64, found: Option<&SyncRun>) -> StoreError {
+    match found {
+        Some(run) => StoreError::InvalidState(format!(
+            "sync run {id} is {}, it must be running",
+            run.status
+        )),
+        None => StoreError::NotFound(format!("sync run {id}")),
+    }
+}
+
+/// Where a page of [`crate::Store::list_links`] starts in the index: at the prefix, or after
+/// the last key of the previous page when that is further on. Keys compare as bytes (SQLite's
+/// `BINARY`, PostgreSQL's `"C"`), as Rust's `str` does.
+pub fn link_page_start<'a>(prefix: &'a str, after: Option<&'a str>) -> &'a str {
+    match after {
+        Some(a) if a > prefix => a,
+        _ => prefix,
     }
 }
 

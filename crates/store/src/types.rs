@@ -443,6 +443,105 @@ pub struct FlowRecord {
     pub updated_at: Millis,
 }
 
+/// Where an org-sync run is. A run starts `running` and ends once in one of the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncRunStatus {
+    /// Started (or resumed) and not finished yet.
+    Running,
+    /// Every record was applied.
+    Success,
+    /// Finished, but some records went to the dead letters or were skipped.
+    Partial,
+    /// Stopped by an error before it could finish.
+    Failed,
+}
+
+impl SyncRunStatus {
+    pub const ALL: [SyncRunStatus; 4] = [
+        SyncRunStatus::Running,
+        SyncRunStatus::Success,
+        SyncRunStatus::Partial,
+        SyncRunStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncRunStatus::Running => "running",
+            SyncRunStatus::Success => "success",
+            SyncRunStatus::Partial => "partial",
+            SyncRunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for SyncRunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SyncRunStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown sync run status `{s}`; allowed: running, success, partial, failed")
+            })
+    }
+}
+
+impl std::fmt::Display for SyncRunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An org-sync run to start (or to resume, when its job already has one running).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSyncRun {
+    pub flow: String,
+    /// `full`, `reconcile` or `dry_run`.
+    pub mode: String,
+    /// The job running it; a second start by the same job resumes the run.
+    pub job_id: Option<JobId>,
+    pub started_at: Millis,
+}
+
+/// How a run ended (see [`crate::Store::finish_sync_run`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRunFinish {
+    /// Anything but [`SyncRunStatus::Running`].
+    pub status: SyncRunStatus,
+    /// Was the source snapshot complete (every page read)?
+    pub complete: bool,
+    pub counts: Value,
+    pub report: Value,
+    pub now: Millis,
+}
+
+/// An org-sync run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncRun {
+    pub id: i64,
+    pub flow: String,
+    pub mode: String,
+    pub job_id: Option<JobId>,
+    pub status: SyncRunStatus,
+    /// Snapshot completeness; `None` until the run finishes.
+    pub complete: Option<bool>,
+    pub counts: Value,
+    pub report: Value,
+    /// How many times this run was started or resumed.
+    pub attempts: i32,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub updated_at: Millis,
+}
+
+impl SyncRun {
+    /// Wall time from start to finish (or to the last update while running).
+    pub fn duration_ms(&self) -> i64 {
+        self.finished_at.unwrap_or(self.updated_at) - self.started_at
+    }
+}
+
 /// Embedded migrations against the ones the database has applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MigrationStatus {
