@@ -123,11 +123,55 @@ pub enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Mapping rules: try them on sample records (映射规则).
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Dead letters: list, show, replay, discard (死信).
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Org sync: run a flow now with a progress bar, or list stored runs (通讯录同步).
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Run an org_sync flow now and print a summary; the run is stored like scheduled ones.
+    Run {
+        /// The flow (a `[flows.<name>]` with recipe = "org_sync").
+        flow: String,
+        /// Print the reconciliation plan (create / update / disable / conflicts); write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// full: write what changed since the last run; reconcile: compare with the target's
+        /// records and apply the difference.
+        #[arg(long, value_enum, default_value = "full")]
+        mode: SyncModeArg,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stored runs, newest first.
+    Runs {
+        /// Only this flow.
+        flow: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SyncModeArg {
+    Full,
+    Reconcile,
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,4 +219,35 @@ pub enum DlqCommand {
         #[arg(required = true)]
         ids: Vec<i64>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Map sample records with a rule set and print the result (试运行映射规则).
+    ///
+    /// The rules come from a file, `--rules FILE` (TOML with `[[fields]]` tables, or JSON:
+    /// an array or `{"fields": [...]}`), or from the configuration, `-c dingbridge.toml
+    /// --flow NAME --entity users|departments` (the `fields` of
+    /// `[flows.NAME.options.ENTITY]`). `--record` holds one JSON object or an array of them.
+    /// Exit 2 when the rules do not compile or a record fails.
+    Test {
+        /// A rules file (.toml or .json).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["flow", "entity"], required_unless_present = "flow")]
+        rules: Option<PathBuf>,
+        /// Take the rules from this flow in the configuration.
+        #[arg(long, value_name = "NAME", requires = "entity")]
+        flow: Option<String>,
+        /// Which of the flow's mappings: users or departments.
+        #[arg(long, value_enum, requires = "flow")]
+        entity: Option<RulesEntity>,
+        /// A sample record (JSON object) or an array of them.
+        #[arg(long, value_name = "SAMPLE.json")]
+        record: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RulesEntity {
+    Users,
+    Departments,
 }

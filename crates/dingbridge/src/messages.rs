@@ -25,6 +25,25 @@ pub enum Msg<'a> {
     DemoEnqueued {
         count: usize,
     },
+    DemoSandboxes {
+        dingtalk: &'a str,
+        kingdee: &'a str,
+    },
+    DemoSyncProgress {
+        status: &'a str,
+        departments: u64,
+        users: u64,
+        created: u64,
+        failed: u64,
+    },
+    DemoUserAdded {
+        number: &'a str,
+    },
+    DemoUserSynced {
+        number: &'a str,
+        row: &'a str,
+        millis: u128,
+    },
     Progress {
         queued: i64,
         retry: i64,
@@ -68,6 +87,110 @@ pub enum Msg<'a> {
     Error {
         detail: &'a str,
     },
+    CannotRead {
+        path: &'a str,
+        detail: &'a str,
+    },
+    FileInvalid {
+        path: &'a str,
+        detail: &'a str,
+    },
+    NoRulesInFile {
+        path: &'a str,
+    },
+    FlowNotFound {
+        flow: &'a str,
+        defined: &'a str,
+    },
+    FlowHasNoRules {
+        flow: &'a str,
+        entity: &'a str,
+    },
+    RulesInvalid {
+        source: &'a str,
+        index: usize,
+        field: &'a str,
+        reason: &'a str,
+    },
+    RecordsInvalid {
+        path: &'a str,
+    },
+    RecordMapped {
+        index: usize,
+    },
+    RecordFailed {
+        index: Option<usize>,
+        field: &'a str,
+        reason: &'a str,
+    },
+    RecordsSummary {
+        mapped: usize,
+        failed: usize,
+    },
+    SyncStarting {
+        flow: &'a str,
+        mode: &'a str,
+    },
+    SyncProgress {
+        pages: u64,
+        departments: u64,
+        users: u64,
+        writes: u64,
+        errors: u64,
+    },
+    SyncFinished {
+        flow: &'a str,
+        status: &'a str,
+        seconds: f64,
+        resumed: bool,
+    },
+    SyncCounts {
+        departments: u64,
+        users: u64,
+        created: u64,
+        updated: u64,
+        unchanged: u64,
+        disabled: u64,
+        failed: u64,
+        conflicts: u64,
+    },
+    SyncIncomplete {
+        gaps: usize,
+        withheld: usize,
+    },
+    SyncGap {
+        scope: &'a str,
+        reason: &'a str,
+    },
+    SyncRejected {
+        entity: &'a str,
+        id: &'a str,
+        reason: &'a str,
+    },
+    SyncConflict {
+        key: &'a str,
+        reason: &'a str,
+    },
+    SyncPlan {
+        entity: &'a str,
+        create: usize,
+        update: usize,
+        disable: usize,
+        unchanged: usize,
+        unmanaged: usize,
+    },
+    SyncPlanItem {
+        action: &'a str,
+        detail: &'a str,
+    },
+    SyncNotAFlow {
+        flow: &'a str,
+        available: &'a str,
+    },
+    SyncPartial {
+        flow: &'a str,
+    },
+    NoRuns,
 }
 
 impl Msg<'_> {
@@ -106,6 +229,56 @@ impl Msg<'_> {
             DemoIntro { dir } => format!(
                 "dingbridge demo: embedded SQLite store in {dir}, config {dir}/dingbridge.toml (from examples/dingbridge.toml)\n\
                  in another terminal: dingbridge jobs list -c {dir}/dingbridge.toml ; dingbridge dlq list -c {dir}/dingbridge.toml"
+            ),
+            DemoSandboxes { dingtalk, kingdee } if zh => format!(
+                "模拟器已启动：钉钉 {dingtalk} ，金蝶云星空 {kingdee}/k3cloud/ （金蝶中尚无部门与员工）"
+            ),
+            DemoSandboxes { dingtalk, kingdee } => format!(
+                "simulators up: DingTalk {dingtalk}, Kingdee K3Cloud {kingdee}/k3cloud/ (Kingdee has no departments or employees yet)"
+            ),
+            DemoSyncProgress {
+                status,
+                departments,
+                users,
+                created,
+                failed,
+            } if zh => format!(
+                "通讯录同步 → 金蝶：{}；部门 {departments}，人员 {users}，新建 {created}，死信 {failed}",
+                match *status {
+                    "running" => "进行中",
+                    "success" => "完成",
+                    "partial" => "部分完成",
+                    other => other,
+                }
+            ),
+            DemoSyncProgress {
+                status,
+                departments,
+                users,
+                created,
+                failed,
+            } => format!(
+                "org sync → Kingdee: {status}; departments {departments}, users {users}, created {created}, dead letters {failed}"
+            ),
+            DemoUserAdded { number } if zh => format!(
+                "在钉钉新增员工 周新（工号 {number}，平台研发部）；等待事件经 Stream 到达并写入金蝶……"
+            ),
+            DemoUserAdded { number } => format!(
+                "added 周新 (job number {number}) in DingTalk; waiting for the event to arrive over Stream and reach Kingdee…"
+            ),
+            DemoUserSynced {
+                number,
+                row,
+                millis,
+            } if zh => {
+                format!("金蝶 BD_Empinfo 已有员工 {number}：{row}（钉钉新增后 {millis} 毫秒）")
+            }
+            DemoUserSynced {
+                number,
+                row,
+                millis,
+            } => format!(
+                "Kingdee BD_Empinfo now has employee {number}: {row} ({millis} ms after the DingTalk change)"
             ),
             DemoEnqueued { count } if zh => {
                 format!("已加入 {count} 个演示作业（含一次重试与一个死信）；按 Ctrl-C 停止")
@@ -183,6 +356,238 @@ impl Msg<'_> {
             Discarded { id } => format!("job {id} discarded"),
             NotFound { id } if zh => format!("找不到作业 {id}"),
             NotFound { id } => format!("no job {id}"),
+            SyncStarting { flow, mode } if zh => format!(
+                "开始同步流程 `{flow}`（{}）",
+                match *mode {
+                    "full" => "全量",
+                    "reconcile" => "对账",
+                    _ => "试运行：只出计划，不写入",
+                }
+            ),
+            SyncStarting { flow, mode } => format!(
+                "syncing flow `{flow}` ({})",
+                match *mode {
+                    "full" => "full",
+                    "reconcile" => "reconcile",
+                    _ => "dry run: plan only, nothing written",
+                }
+            ),
+            SyncProgress {
+                pages,
+                departments,
+                users,
+                writes,
+                errors,
+            } if zh => format!(
+                "页 {pages} · 部门 {departments} · 人员 {users} · 写入 {writes} · 错误 {errors}"
+            ),
+            SyncProgress {
+                pages,
+                departments,
+                users,
+                writes,
+                errors,
+            } => format!(
+                "pages {pages} · departments {departments} · users {users} · writes {writes} · errors {errors}"
+            ),
+            SyncFinished {
+                flow,
+                status,
+                seconds,
+                resumed,
+            } if zh => format!(
+                "流程 `{flow}` 同步结束：{}，用时 {seconds:.1} 秒{}",
+                match *status {
+                    "success" => "成功",
+                    "partial" => "部分完成",
+                    "failed" => "失败",
+                    other => other,
+                },
+                if *resumed {
+                    "（续跑了中断的运行）"
+                } else {
+                    ""
+                }
+            ),
+            SyncFinished {
+                flow,
+                status,
+                seconds,
+                resumed,
+            } => format!(
+                "flow `{flow}` finished: {status} in {seconds:.1} s{}",
+                if *resumed {
+                    " (resumed an interrupted run)"
+                } else {
+                    ""
+                }
+            ),
+            SyncCounts {
+                departments,
+                users,
+                created,
+                updated,
+                unchanged,
+                disabled,
+                failed,
+                conflicts,
+            } if zh => format!(
+                "  部门 {departments}，人员 {users}；新建 {created}，更新 {updated}，未变 {unchanged}，停用 {disabled}，失败（进死信）{failed}，冲突 {conflicts}"
+            ),
+            SyncCounts {
+                departments,
+                users,
+                created,
+                updated,
+                unchanged,
+                disabled,
+                failed,
+                conflicts,
+            } => format!(
+                "  departments {departments}, users {users}; created {created}, updated {updated}, unchanged {unchanged}, disabled {disabled}, failed (dead letters) {failed}, conflicts {conflicts}"
+            ),
+            SyncIncomplete { gaps, withheld } if zh => format!(
+                "  快照不完整（{gaps} 处缺口）：未执行任何删除或停用（本应停用 {withheld} 条）"
+            ),
+            SyncIncomplete { gaps, withheld } => format!(
+                "  snapshot incomplete ({gaps} gaps): no delete or disable was done ({withheld} withheld)"
+            ),
+            SyncGap { scope, reason } if zh => format!("  缺口 {scope}：{reason}"),
+            SyncGap { scope, reason } => format!("  gap {scope}: {reason}"),
+            SyncRejected { entity, id, reason } if zh => format!("  死信 {entity} {id}：{reason}"),
+            SyncRejected { entity, id, reason } => format!("  dead letter {entity} {id}: {reason}"),
+            SyncConflict { key, reason } if zh => format!("  冲突 {key}：{reason}（待人工处理）"),
+            SyncConflict { key, reason } => {
+                format!("  conflict {key}: {reason} (waits for a person)")
+            }
+            SyncPlan {
+                entity,
+                create,
+                update,
+                disable,
+                unchanged,
+                unmanaged,
+            } if zh => format!(
+                "计划（{}）：新建 {create}，更新 {update}，停用 {disable}，未变 {unchanged}，非本系统管理 {unmanaged}",
+                if *entity == "department" {
+                    "部门"
+                } else {
+                    "人员"
+                }
+            ),
+            SyncPlan {
+                entity,
+                create,
+                update,
+                disable,
+                unchanged,
+                unmanaged,
+            } => format!(
+                "plan ({entity}s): create {create}, update {update}, disable {disable}, unchanged {unchanged}, unmanaged {unmanaged}"
+            ),
+            SyncPlanItem { action, detail } if zh => format!(
+                "  {} {detail}",
+                match *action {
+                    "create" => "新建",
+                    "update" => "更新",
+                    _ => "停用",
+                }
+            ),
+            SyncPlanItem { action, detail } => format!("  {action} {detail}"),
+            SyncNotAFlow { flow, available } if zh => format!(
+                "没有名为 `{flow}` 的 org_sync 流程；可用：{available}（在 dingbridge.toml 中定义 [flows.{flow}]，recipe = \"org_sync\"）"
+            ),
+            SyncNotAFlow { flow, available } => format!(
+                "no org_sync flow `{flow}`; available: {available} (define [flows.{flow}] with recipe = \"org_sync\" in dingbridge.toml)"
+            ),
+            SyncPartial { flow } if zh => {
+                format!("流程 `{flow}` 部分完成：见上方缺口与死信（dingbridge dlq list）")
+            }
+            SyncPartial { flow } => format!(
+                "flow `{flow}` partial: see the gaps and dead letters above (dingbridge dlq list)"
+            ),
+            NoRuns if zh => "没有同步运行记录".to_owned(),
+            NoRuns => "no sync runs".to_owned(),
+            CannotRead { path, detail } if zh => format!("无法读取 {path}：{detail}"),
+            CannotRead { path, detail } => format!("cannot read {path}: {detail}"),
+            FileInvalid { path, detail } if zh => format!("{path} 格式有误：{detail}"),
+            FileInvalid { path, detail } => format!("{path} is not valid: {detail}"),
+            NoRulesInFile { path } if zh => format!(
+                "{path} 中没有 `fields` 数组：TOML 写成 [[fields]] 表，JSON 写成数组或 {{\"fields\": [...]}}"
+            ),
+            NoRulesInFile { path } => format!(
+                "{path} has no `fields` array: write [[fields]] tables in TOML, an array or {{\"fields\": [...]}} in JSON"
+            ),
+            FlowNotFound { flow, defined } if zh => {
+                format!("配置中没有流程 `{flow}`（已定义：{defined}）；请检查 --flow")
+            }
+            FlowNotFound { flow, defined } => {
+                format!("no flow `{flow}` in the configuration (defined: {defined}); check --flow")
+            }
+            FlowHasNoRules { flow, entity } if zh => format!(
+                "流程 `{flow}` 没有 {entity} 的映射规则：在 [flows.{flow}.options.{entity}] 中写 fields（[[flows.{flow}.options.{entity}.fields]] 表）"
+            ),
+            FlowHasNoRules { flow, entity } => format!(
+                "flow `{flow}` has no mapping rules for {entity}: add `fields` under [flows.{flow}.options.{entity}] ([[flows.{flow}.options.{entity}.fields]] tables)"
+            ),
+            RulesInvalid {
+                source,
+                index,
+                field,
+                reason,
+            } if zh => {
+                let named = if field.is_empty() {
+                    String::new()
+                } else {
+                    format!("（`{field}`）")
+                };
+                format!("{source}：映射规则第 {} 条{named}有误：{reason}", index + 1)
+            }
+            RulesInvalid {
+                source,
+                index,
+                field,
+                reason,
+            } => {
+                let named = if field.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (`{field}`)")
+                };
+                format!("{source}: rule #{}{named}: {reason}", index + 1)
+            }
+            RecordsInvalid { path } if zh => {
+                format!("--record {path} 应为一个 JSON 对象，或由对象组成的数组")
+            }
+            RecordsInvalid { path } => {
+                format!("--record {path} must hold a JSON object or an array of objects")
+            }
+            RecordMapped { index } if zh => format!("记录 {index}："),
+            RecordMapped { index } => format!("record {index}:"),
+            RecordFailed {
+                index: Some(index),
+                field,
+                reason,
+            } if zh => format!("记录 {index}：字段 `{field}` 映射失败：{reason}"),
+            RecordFailed {
+                index: Some(index),
+                field,
+                reason,
+            } => format!("record {index}: field `{field}`: {reason}"),
+            RecordFailed {
+                index: None,
+                field,
+                reason,
+            } if zh => format!("字段 `{field}` 映射失败：{reason}"),
+            RecordFailed {
+                index: None,
+                field,
+                reason,
+            } => format!("field `{field}`: {reason}"),
+            RecordsSummary { mapped, failed } if zh => {
+                format!("映射成功 {mapped} 条，失败 {failed} 条")
+            }
+            RecordsSummary { mapped, failed } => format!("{mapped} mapped, {failed} failed"),
             Error { detail } if zh => format!("错误：{detail}"),
             Error { detail } => format!("error: {detail}"),
         }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod connectors;
 pub mod jobs;
 pub mod node;
+pub mod orgsync;
 pub mod retry;
 pub mod scheduler;
 pub mod worker;

@@ -107,7 +107,13 @@ impl Node {
         let now = crate::clock::now_ms();
         let mut out = Vec::new();
         for f in self.config.flows.values().filter(|f| f.enabled) {
-            let Some(expr) = &f.schedule else { continue };
+            // org_sync reconciles every 10 minutes unless the flow says otherwise.
+            let default = (f.recipe == crate::orgsync::RECIPE)
+                .then(|| crate::orgsync::DEFAULT_SCHEDULE.to_owned());
+            let Some(expr) = f.schedule.clone().or(default) else {
+                continue;
+            };
+            let expr = &expr;
             let cron = parse_cron(expr).map_err(|e| NodeError::BadSchedule {
                 flow: f.name.clone(),
                 expr: expr.clone(),

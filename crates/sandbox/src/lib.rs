@@ -9,5 +9,6 @@
 
 pub mod admin_client;
 pub mod dingtalk;
+pub mod ehr;
 pub mod kingdee;
 pub mod seed;

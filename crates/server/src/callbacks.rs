@@ -20,7 +20,7 @@ use dingtalk::crypto::{CallbackBody, CallbackQuery};
 use dingtalk::{CallbackCrypto, CryptoError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use store::{Millis, NewEvent, NewJob, now_ms};
+use store::{Millis, now_ms};
 use tracing::{info, warn};
 
 use crate::AppState;
@@ -31,9 +31,6 @@ pub type DingTalkCallbacks = Arc<HashMap<String, CallbackCrypto>>;
 /// How far a callback's timestamp may be from our clock. DingTalk retries a failed push after
 /// 10 s and 30 s (§5.1); anything much older is a replay of a captured request.
 pub const REPLAY_WINDOW_MS: i64 = 10 * 60 * 1000;
-
-/// The job kind every stored event gets (handled by `engine::jobs::inbox`).
-const EVENT_JOB_KIND: &str = "dingtalk.event";
 
 fn reject(status: StatusCode, connection: &str, field: Option<&str>, why: String) -> Response {
     warn!(connection, status = status.as_u16(), reason = %why, "DingTalk callback rejected; nothing stored");
@@ -143,29 +140,14 @@ pub async fn dingtalk(
         let digest = Sha256::digest(event.plaintext.as_bytes());
         format!("sha256:{}", hex::encode(digest))
     });
-    let stored = async {
-        let mut tx = state.store.begin().await?;
-        let new = tx
-            .insert_event(&NewEvent {
-                connection: connection.clone(),
-                event_id: event_id.clone(),
-                event_type: event.event_type.clone(),
-                payload: event.payload.clone(),
-                received_at: now,
-            })
-            .await?;
-        if new {
-            let job = NewJob::new(
-                EVENT_JOB_KIND,
-                json!({ "connection": connection, "event_id": event_id }),
-                now,
-            )
-            .idempotency_key(format!("event:{connection}:{event_id}"));
-            tx.enqueue(&job).await?;
-        }
-        tx.commit().await?;
-        Ok::<bool, store::StoreError>(new)
-    };
+    let stored = engine::jobs::inbox::store_event(
+        state.store.as_ref(),
+        &connection,
+        &event_id,
+        &event.event_type,
+        event.payload.clone(),
+        now,
+    );
     match stored.await {
         Ok(new) => {
             metrics::counter!("dingbridge_callbacks_total", "connection" => connection.clone(), "new" => if new { "true" } else { "false" })

@@ -4,6 +4,7 @@
 
 pub mod callbacks;
 mod ops;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

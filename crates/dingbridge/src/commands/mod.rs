@@ -2,8 +2,10 @@
 
 mod demo;
 mod jobs;
+mod rules;
 mod sandbox;
 mod serve;
+mod sync;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -111,6 +113,13 @@ pub async fn run(cli: Cli, lang: Lang) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Sync { command } => {
+            let cfg = load_config(&config, lang)?;
+            init_logging(log_format, cfg.server.log_format);
+            let store = open_store(&cfg.store, lang).await?;
+            sync::sync(&cfg, store, command, lang).await
+        }
+        Command::Rules { command } => rules::rules(&config, command, lang),
         Command::Jobs { command } => {
             let cfg = load_config(&config, lang)?;
             let store = open_store(&cfg.store, lang).await?;

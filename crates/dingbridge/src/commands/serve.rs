@@ -33,8 +33,12 @@ pub async fn serve(
         .map_err(|e| runtime_error(lang, &e.to_string()))?;
     let listen = listen.unwrap_or_else(|| cfg.server.listen.clone());
     let dingtalk_callbacks = callback_keys(&cfg).map_err(|e| Failure::input(e.to_string()))?;
-    let node =
-        Node::new(Arc::clone(&store), cfg, HandlerRegistry::with_builtins()).map_err(|e| {
+    let limiters = cfg
+        .limiter_registry()
+        .map_err(|e| Failure::input(e.to_string()))?;
+    let handlers = HandlerRegistry::for_config(&cfg, Arc::clone(&store), &limiters)
+        .await
+        .map_err(|e| {
             Failure::input(
                 Msg::Error {
                     detail: &e.to_string(),
@@ -42,6 +46,15 @@ pub async fn serve(
                 .text(lang),
             )
         })?;
+    let streams = stream_clients(&cfg, &limiters).map_err(|e| Failure::input(e.to_string()))?;
+    let node = Node::new(Arc::clone(&store), cfg, handlers).map_err(|e| {
+        Failure::input(
+            Msg::Error {
+                detail: &e.to_string(),
+            }
+            .text(lang),
+        )
+    })?;
     node.register(engine::clock::now_ms())
         .await
         .map_err(|e| runtime_error(lang, &e.to_string()))?;
@@ -64,6 +77,14 @@ pub async fn serve(
         dingtalk_callbacks,
     };
     let http = tokio::spawn(server::serve(listener, state, shutdown.clone()));
+    for (name, client) in streams {
+        tokio::spawn(server::stream::consume(
+            name,
+            client,
+            Arc::clone(&store),
+            shutdown.clone(),
+        ));
+    }
     if let Some(ready) = ready {
         ready(Arc::clone(&store), shutdown.clone());
     }
@@ -77,6 +98,29 @@ pub async fn serve(
     result.map_err(|e| runtime_error(lang, &e.to_string()))?;
     println!("{}", Msg::Stopped.text(lang));
     Ok(())
+}
+
+/// A Stream client for every DingTalk connection with `stream = true`.
+fn stream_clients(
+    cfg: &Config,
+    limiters: &limits::LimiterRegistry,
+) -> Result<Vec<(String, dingtalk::stream::StreamClient)>, engine::connectors::ConnectorError> {
+    let mut out = Vec::new();
+    for conn in cfg.connections.values() {
+        if let engine::config::ConnectionSettings::DingTalk(c) = &conn.settings
+            && c.stream
+        {
+            let dt = engine::connectors::dingtalk_config(&conn.name, c)?;
+            let client = dingtalk::stream::StreamClient::new(&dt)
+                .map_err(|e| engine::connectors::ConnectorError {
+                    connection: conn.name.clone(),
+                    message: e.to_string(),
+                })?
+                .with_pacer(limiters.pacer(&conn.name));
+            out.push((conn.name.clone(), client));
+        }
+    }
+    Ok(out)
 }
 
 /// Callback crypto for every DingTalk connection with callback keys.

@@ -225,6 +225,8 @@ pub struct DingTalkConnection {
     /// Default `https://api.dingtalk.com`.
     pub api_base_url: String,
     pub edition: DingTalkEdition,
+    /// Receive events over Stream mode (an outbound WebSocket; no public IP needed).
+    pub stream: bool,
 }
 
 /// `kind = "kingdee"`: one K3Cloud data centre.

@@ -250,6 +250,7 @@ fn connection(t: &Table<'_, '_, '_, '_, '_>, name: &str) -> Result<Connection> {
                 "oapi_base_url",
                 "api_base_url",
                 "edition",
+                "stream",
                 "limits",
             ])?;
             let d = dingtalk(t)?;
@@ -343,6 +344,7 @@ fn dingtalk(t: &Table<'_, '_, '_, '_, '_>) -> Result<DingTalkConnection> {
         oapi_base_url: url_or(t, "oapi_base_url", "https://oapi.dingtalk.com")?,
         api_base_url: url_or(t, "api_base_url", "https://api.dingtalk.com")?,
         edition,
+        stream: t.boolean("stream")?.unwrap_or(false),
     })
 }
 

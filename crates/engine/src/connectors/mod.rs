@@ -28,11 +28,11 @@ fn err(connection: &str, e: impl std::fmt::Display) -> ConnectorError {
     }
 }
 
-pub fn dingtalk_client(
+/// The client settings of a DingTalk connection (shared by the API client and the Stream client).
+pub fn dingtalk_config(
     name: &str,
     c: &DingTalkConnection,
-    pacer: Arc<dyn Pacer>,
-) -> Result<DingTalkClient, ConnectorError> {
+) -> Result<DingTalkConfig, ConnectorError> {
     let credentials = Credentials::new(c.app_key.clone(), c.app_secret.expose_secret().to_owned());
     let mut cfg = DingTalkConfig::new(c.corp_id.clone(), credentials)
         .with_bases(&c.oapi_base_url, &c.api_base_url)
@@ -45,7 +45,15 @@ pub fn dingtalk_client(
             c.app_key.clone(),
         );
     }
-    DingTalkClient::builder(cfg)
+    Ok(cfg)
+}
+
+pub fn dingtalk_client(
+    name: &str,
+    c: &DingTalkConnection,
+    pacer: Arc<dyn Pacer>,
+) -> Result<DingTalkClient, ConnectorError> {
+    DingTalkClient::builder(dingtalk_config(name, c)?)
         .pacer(pacer)
         .build()
         .map_err(|e| err(name, e))

@@ -126,6 +126,8 @@ pub trait JobHandler: Send + Sync {
 pub struct HandlerRegistry {
     handlers: BTreeMap<String, Arc<dyn JobHandler>>,
     recipes: std::collections::BTreeSet<String>,
+    /// Flows that want inbound events (the `dingtalk.event` handler hands events to them).
+    subscribers: Vec<Arc<dyn inbox::EventSubscriber>>,
 }
 
 impl HandlerRegistry {
@@ -137,8 +139,30 @@ impl HandlerRegistry {
     pub fn with_builtins() -> Self {
         let mut r = Self::new();
         r.register_recipe(selftest::KIND, Arc::new(selftest::SelfTest));
-        r.register(inbox::KIND, Arc::new(inbox::InboxEvent));
+        r.register(inbox::KIND, Arc::new(inbox::InboxEvent::default()));
         r
+    }
+
+    /// Every kind a node runs for `config`: the built-ins and each recipe's kinds, with the
+    /// clients of the configured connections paced by `limiters`.
+    pub async fn for_config(
+        config: &crate::config::Config,
+        store: Arc<dyn Store>,
+        limiters: &limits::LimiterRegistry,
+    ) -> Result<Self, crate::orgsync::SetupError> {
+        let mut r = Self::with_builtins();
+        let syncs = crate::orgsync::build_syncs(config, store, limiters).await?;
+        crate::orgsync::register(&mut r, syncs);
+        Ok(r)
+    }
+
+    /// Hand inbound events to these flows too.
+    pub fn add_event_subscribers(&mut self, subscribers: Vec<Arc<dyn inbox::EventSubscriber>>) {
+        self.subscribers.extend(subscribers);
+        self.register(
+            inbox::KIND,
+            Arc::new(inbox::InboxEvent::new(self.subscribers.clone())),
+        );
     }
 
     pub fn register(&mut self, kind: impl Into<String>, handler: Arc<dyn JobHandler>) {

@@ -1,0 +1,147 @@
+//! Where an org sync writes: the [`OrgTarget`] trait and its three implementations, Kingdee
+//! (`BD_Department` / `BD_Empinfo` by BatchSave), a generic HTTP eHR, and a SQL table. A target
+//! receives records already mapped (field name → value, in the mapping's order) and answers per
+//! record, so one bad record fails alone while the rest of its batch proceeds.
+
+pub mod http;
+pub mod kingdee;
+pub mod sql;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What kind of entity a record is. Departments are written before users, parents before
+/// children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entity {
+    Department,
+    User,
+}
+
+impl Entity {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Entity::Department => "department",
+            Entity::User => "user",
+        }
+    }
+}
+
+/// One mapped record on its way to a target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetRecord {
+    pub entity: Entity,
+    /// The DingTalk id it came from (dept id or userid), for links and the transfer log.
+    pub source_key: String,
+    /// The target's business key: the value of the mapping's key field (e.g. `FStaffNumber`,
+    /// the SQL key column, the eHR's employee number).
+    pub key: String,
+    /// Mapped fields in the mapping's order (the key field included).
+    pub fields: Map<String, Value>,
+}
+
+/// A record as the target holds it now (reconciliation reads these).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetRow {
+    pub key: String,
+    /// The target's own id, when it has one apart from the key (Kingdee FID, eHR id).
+    pub target_id: Option<String>,
+    /// Whether the record is disabled / forbidden / marked left in the target.
+    pub disabled: bool,
+    /// The mapped fields as the target holds them (only fields the mapping writes).
+    pub fields: Map<String, Value>,
+}
+
+/// What happened to one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordOutcome {
+    /// Written (created or updated); the target's id for the record (its key when it has no
+    /// other id).
+    Written { target_id: String, created: bool },
+    /// The target refused this record and only this record (validation, a missing reference):
+    /// it goes to the dead letters with the reason; the rest of the batch is unaffected.
+    Rejected {
+        field: Option<String>,
+        reason: String,
+    },
+}
+
+/// A failure of a whole call: nothing in the batch can be assumed written.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// Transport, 5xx, throttling, lost session: retry the batch later (writes are idempotent
+    /// upserts by key, so a batch that was half-applied is safe to send again).
+    #[error("{message}")]
+    Retryable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Configuration or permission: a person must act.
+    #[error("{message}")]
+    Permanent { message: String },
+}
+
+impl TargetError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        TargetError::Retryable {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        TargetError::Permanent {
+            message: message.into(),
+        }
+    }
+}
+
+impl From<TargetError> for crate::jobs::JobError {
+    fn from(e: TargetError) -> Self {
+        match e {
+            TargetError::Retryable {
+                message,
+                retry_after,
+            } => crate::jobs::JobError::Retryable {
+                message,
+                retry_after,
+            },
+            TargetError::Permanent { message } => crate::jobs::JobError::Permanent { message },
+        }
+    }
+}
+
+/// A system org records are written to.
+#[async_trait]
+pub trait OrgTarget: Send + Sync {
+    /// For logs and the transfer log: `kingdee`, `http`, `sql`.
+    fn kind(&self) -> &'static str;
+
+    /// Create or update every record (an upsert by `key`). The answer has one outcome per
+    /// record, in order. Must be idempotent: the same batch sent twice leaves the same state.
+    async fn upsert(
+        &self,
+        entity: Entity,
+        records: &[TargetRecord],
+    ) -> Result<Vec<RecordOutcome>, TargetError>;
+
+    /// Disable (or delete, per the target's policy) the records with these keys. One outcome
+    /// per key, in order; a key the target does not have is `Written` (nothing to do).
+    async fn disable(
+        &self,
+        entity: Entity,
+        keys: &[String],
+    ) -> Result<Vec<RecordOutcome>, TargetError>;
+
+    /// Every record of `entity` the target holds now, with the given mapped fields, for
+    /// reconciliation. `Ok(None)` when this target cannot list its records (then
+    /// reconciliation compares against what the hub last wrote, from its links).
+    async fn read_all(
+        &self,
+        entity: Entity,
+        fields: &[String],
+    ) -> Result<Option<Vec<TargetRow>>, TargetError>;
+}
