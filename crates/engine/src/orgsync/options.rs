@@ -239,7 +239,7 @@ impl OrgSyncOptions {
             })?;
             let mapping = mapping::Mapping::from_value(&rules)
                 .map_err(|e| fail(&format!("{key}.fields"), e.to_string()))?;
-            if !mapping.target_fields().iter().any(|f| *f == key_field) {
+            if !mapping.target_fields().contains(&key_field) {
                 return Err(fail(
                     &format!("{key}.key"),
                     format!(

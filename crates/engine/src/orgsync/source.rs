@@ -267,13 +267,16 @@ async fn list_members(client: &DingTalkClient, dept: i64, progress: &Progress) -
     }
 }
 
+/// DingTalk's `member_count` per department, and the departments whose count was not read.
+pub type MemberCounts = (HashMap<i64, i64>, Vec<Gap>);
+
 /// `member_count` of every department (`department/get`, its own API quota, so this runs
 /// alongside the member listing). A department whose count could not be read is a gap.
 pub async fn member_counts(
     client: DingTalkClient,
     depts: Vec<i64>,
     concurrency: usize,
-) -> (HashMap<i64, i64>, Vec<Gap>) {
+) -> MemberCounts {
     let client = &client;
     let results: Vec<(i64, Result<Option<i64>, dingtalk::Error>)> =
         futures::stream::iter(depts.into_iter().map(|d| async move {

@@ -22,7 +22,9 @@ use store::{
 use super::options::{LeaverPolicy, OrgSyncOptions};
 use super::plan::{Conflict, DiffInput, LinkState, Plan, diff, hash_record, respect_master};
 use super::progress::{Progress, ProgressSnapshot};
-use super::source::{DeptNode, Gap, member_counts, stream_members, user_record, walk_departments};
+use super::source::{
+    DeptNode, Gap, MemberCounts, member_counts, stream_members, user_record, walk_departments,
+};
 use super::target::{Entity, OrgTarget, RecordOutcome, TargetRecord};
 use crate::clock::now_ms;
 use crate::config::ConnectionKind;
@@ -1031,7 +1033,7 @@ fn push_capped<T>(list: &Mutex<Vec<T>>, item: T) {
 
 /// Departments that list fewer members than DingTalk counts are gaps: people are missing.
 async fn check_counts(
-    task: Option<tokio::task::JoinHandle<(HashMap<i64, i64>, Vec<Gap>)>>,
+    task: Option<tokio::task::JoinHandle<MemberCounts>>,
     listed: &HashMap<i64, i64>,
 ) -> Vec<Gap> {
     let Some(task) = task else {
