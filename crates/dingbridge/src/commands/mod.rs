@@ -184,6 +184,11 @@ pub fn load_config(path: &Path, lang: Lang) -> Result<Config, Failure> {
     Ok(cfg)
 }
 
+/// Bad input (a flow that cannot be set up, a refused option): exit code 2.
+pub fn input_error(lang: Lang, detail: &str) -> Failure {
+    Failure::input(Msg::Error { detail }.text(lang))
+}
+
 pub fn runtime_error(lang: Lang, detail: &str) -> Failure {
     Failure::runtime(Msg::Error { detail }.text(lang))
 }

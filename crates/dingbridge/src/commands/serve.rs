@@ -9,7 +9,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use store::Store;
 use tokio_util::sync::CancellationToken;
 
-use super::{open_store, runtime_error};
+use super::{input_error, open_store, runtime_error};
 use crate::Failure;
 use crate::messages::Msg;
 
@@ -38,23 +38,10 @@ pub async fn serve(
         .map_err(|e| Failure::input(e.to_string()))?;
     let handlers = HandlerRegistry::for_config(&cfg, Arc::clone(&store), &limiters)
         .await
-        .map_err(|e| {
-            Failure::input(
-                Msg::Error {
-                    detail: &e.to_string(),
-                }
-                .text(lang),
-            )
-        })?;
+        .map_err(|e| input_error(lang, &e.to_string()))?;
     let streams = stream_clients(&cfg, &limiters).map_err(|e| Failure::input(e.to_string()))?;
-    let node = Node::new(Arc::clone(&store), cfg, handlers).map_err(|e| {
-        Failure::input(
-            Msg::Error {
-                detail: &e.to_string(),
-            }
-            .text(lang),
-        )
-    })?;
+    let node = Node::new(Arc::clone(&store), cfg, handlers)
+        .map_err(|e| input_error(lang, &e.to_string()))?;
     node.register(engine::clock::now_ms())
         .await
         .map_err(|e| runtime_error(lang, &e.to_string()))?;

@@ -10,7 +10,7 @@ use engine::config::{Config, Lang};
 use engine::orgsync::{Progress, ProgressSnapshot, RunSummary, SyncMode, build_syncs};
 use store::{Store, SyncRunStatus};
 
-use super::runtime_error;
+use super::{input_error, runtime_error};
 use crate::Failure;
 use crate::cli::{SyncCommand, SyncModeArg};
 use crate::messages::Msg;
@@ -87,14 +87,7 @@ async fn run(
         .map_err(|e| Failure::input(e.to_string()))?;
     let syncs = build_syncs(cfg, Arc::clone(&store), &limiters)
         .await
-        .map_err(|e| {
-            Failure::input(
-                Msg::Error {
-                    detail: &e.to_string(),
-                }
-                .text(lang),
-            )
-        })?;
+        .map_err(|e| input_error(lang, &e.to_string()))?;
     let Some(sync) = syncs.get(flow) else {
         let mut names: Vec<&str> = syncs.keys().map(String::as_str).collect();
         names.sort_unstable();

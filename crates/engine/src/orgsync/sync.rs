@@ -168,6 +168,25 @@ struct RunCtx<'a> {
     rejected: Mutex<Vec<Rejected>>,
 }
 
+/// What the user pass does with each mapped person.
+#[derive(Debug, Clone, Copy)]
+enum UserPass {
+    /// Full sync: write what changed, in batches, as the people arrive.
+    Write,
+    /// Reconcile and dry run: hold everyone for the diff; `record_failures` dead-letters
+    /// mapping failures (not in a dry run).
+    Collect { record_failures: bool },
+}
+
+#[derive(Default)]
+struct UsersRead {
+    seen: HashSet<String>,
+    /// Members listed per department (checked against `member_count`).
+    listed: HashMap<i64, i64>,
+    gaps: Vec<Gap>,
+    collected: Vec<Pending>,
+}
+
 pub fn link_key(entity: Entity, id: &str) -> String {
     match entity {
         Entity::Department => format!("dept:{id}"),
@@ -641,9 +660,10 @@ impl OrgSync {
         match mode {
             SyncMode::Full => {
                 self.full_departments(&depts, &ctx).await?;
-                let (seen, listed, member_gaps) = self.full_users(&depts, &ctx).await?;
-                gaps.extend(member_gaps);
-                gaps.extend(check_counts(counts_task, &listed).await);
+                let read = self.users(&depts, &ctx, UserPass::Write).await?;
+                let seen = read.seen;
+                gaps.extend(read.gaps);
+                gaps.extend(check_counts(counts_task, &read.listed).await);
                 report.complete = gaps.is_empty();
                 let dept_ids: HashSet<String> = depts.iter().map(|d| d.id.to_string()).collect();
                 let mut withheld = 0;
@@ -677,35 +697,32 @@ impl OrgSync {
                                 person: None,
                                 depth: d.depth,
                             }),
-                            Err((field, reason)) if apply => {
-                                self.reject_mapping(
+                            Err((field, reason)) => {
+                                self.fail_mapping(
                                     Entity::Department,
                                     &d.id.to_string(),
                                     field,
                                     reason,
                                     &ctx,
+                                    apply,
                                 )
                                 .await?;
-                            }
-                            Err((field, reason)) => {
-                                progress.failed();
-                                push_capped(
-                                    &ctx.rejected,
-                                    Rejected {
-                                        entity: Entity::Department,
-                                        source_key: d.id.to_string(),
-                                        field,
-                                        reason,
-                                    },
-                                );
                             }
                         }
                     }
                 }
-                let (user_records, listed, member_gaps) =
-                    self.collect_users(&depts, &ctx, apply).await?;
-                gaps.extend(member_gaps);
-                gaps.extend(check_counts(counts_task, &listed).await);
+                let read = self
+                    .users(
+                        &depts,
+                        &ctx,
+                        UserPass::Collect {
+                            record_failures: apply,
+                        },
+                    )
+                    .await?;
+                let user_records = read.collected;
+                gaps.extend(read.gaps);
+                gaps.extend(check_counts(counts_task, &read.listed).await);
                 report.complete = gaps.is_empty();
                 let mut withheld = 0;
                 for (entity, records) in [
@@ -831,16 +848,15 @@ impl OrgSync {
         self.write_upserts(Entity::Department, batch, ctx).await
     }
 
-    /// Stream every department's members through the mapping into batched writes.
-    /// Returns the userids seen, the members listed per department, and the gaps.
-    async fn full_users(
+    /// Stream every department's members through the mapping: written in batches as they come
+    /// (`Write`), or held for a diff (`Collect`).
+    async fn users(
         &self,
         depts: &[DeptNode],
         ctx: &RunCtx<'_>,
-    ) -> Result<(HashSet<String>, HashMap<i64, i64>, Vec<Gap>), JobError> {
-        let mut seen = HashSet::new();
-        let mut listed = HashMap::new();
-        let mut gaps = Vec::new();
+        pass: UserPass,
+    ) -> Result<UsersRead, JobError> {
+        let mut read = UsersRead::default();
         let mut batch = Vec::new();
         let ids: Vec<i64> = std::iter::once(self.options.root)
             .chain(depts.iter().map(|d| d.id))
@@ -852,20 +868,41 @@ impl OrgSync {
             ctx.progress.clone(),
         );
         while let Some(m) = rx.recv().await {
-            listed.insert(m.dept, i64::try_from(m.users.len()).unwrap_or(i64::MAX));
-            gaps.extend(m.gap);
+            read.listed
+                .insert(m.dept, i64::try_from(m.users.len()).unwrap_or(i64::MAX));
+            read.gaps.extend(m.gap);
             for u in m.users {
-                if !seen.insert(u.userid.as_str().to_owned()) {
+                if !read.seen.insert(u.userid.as_str().to_owned()) {
                     continue;
                 }
                 ctx.progress.user();
                 let id = u.userid.as_str().to_owned();
-                match self.map_record(Entity::User, &id, &user_record(&u)) {
-                    Ok(rec) if self.unchanged(&rec, &ctx.links) => ctx.progress.unchanged(),
-                    Ok(rec) => {
+                let rec = match self.map_record(Entity::User, &id, &user_record(&u)) {
+                    Ok(rec) => rec,
+                    Err((field, reason)) => {
+                        let record = !matches!(
+                            pass,
+                            UserPass::Collect {
+                                record_failures: false
+                            }
+                        );
+                        self.fail_mapping(Entity::User, &id, field, reason, ctx, record)
+                            .await?;
+                        continue;
+                    }
+                };
+                let person = Some(Self::person(&u));
+                match pass {
+                    UserPass::Collect { .. } => read.collected.push(Pending {
+                        rec,
+                        person,
+                        depth: 0,
+                    }),
+                    UserPass::Write if self.unchanged(&rec, &ctx.links) => ctx.progress.unchanged(),
+                    UserPass::Write => {
                         batch.push(Pending {
                             rec: self.for_existing(rec, &ctx.links),
-                            person: Some(Self::person(&u)),
+                            person,
                             depth: 0,
                         });
                         if batch.len() >= self.options.batch_size {
@@ -873,72 +910,40 @@ impl OrgSync {
                                 .await?;
                         }
                     }
-                    Err((field, reason)) => {
-                        self.reject_mapping(Entity::User, &id, field, reason, ctx)
-                            .await?;
-                    }
                 }
             }
         }
         self.write_upserts(Entity::User, batch, ctx).await?;
-        Ok((seen, listed, gaps))
+        Ok(read)
     }
 
-    /// Every user, mapped, held for a diff (reconcile and dry runs).
-    async fn collect_users(
+    /// A record the mapping refused: a dead letter (`record`), or only counted and reported
+    /// (a dry run writes nothing).
+    async fn fail_mapping(
         &self,
-        depts: &[DeptNode],
+        entity: Entity,
+        source_key: &str,
+        field: Option<String>,
+        reason: String,
         ctx: &RunCtx<'_>,
-        record_failures: bool,
-    ) -> Result<(Vec<Pending>, HashMap<i64, i64>, Vec<Gap>), JobError> {
-        let mut seen = HashSet::new();
-        let mut listed = HashMap::new();
-        let mut gaps = Vec::new();
-        let mut out = Vec::new();
-        let ids: Vec<i64> = std::iter::once(self.options.root)
-            .chain(depts.iter().map(|d| d.id))
-            .collect();
-        let mut rx = stream_members(
-            self.source.clone(),
-            ids,
-            self.options.concurrency,
-            ctx.progress.clone(),
-        );
-        while let Some(m) = rx.recv().await {
-            listed.insert(m.dept, i64::try_from(m.users.len()).unwrap_or(i64::MAX));
-            gaps.extend(m.gap);
-            for u in m.users {
-                if !seen.insert(u.userid.as_str().to_owned()) {
-                    continue;
-                }
-                ctx.progress.user();
-                let id = u.userid.as_str().to_owned();
-                match self.map_record(Entity::User, &id, &user_record(&u)) {
-                    Ok(rec) => out.push(Pending {
-                        rec,
-                        person: Some(Self::person(&u)),
-                        depth: 0,
-                    }),
-                    Err((field, reason)) if record_failures => {
-                        self.reject_mapping(Entity::User, &id, field, reason, ctx)
-                            .await?;
-                    }
-                    Err((field, reason)) => {
-                        ctx.progress.failed();
-                        push_capped(
-                            &ctx.rejected,
-                            Rejected {
-                                entity: Entity::User,
-                                source_key: id,
-                                field,
-                                reason,
-                            },
-                        );
-                    }
-                }
-            }
+        record: bool,
+    ) -> Result<(), JobError> {
+        if record {
+            return self
+                .reject_mapping(entity, source_key, field, reason, ctx)
+                .await;
         }
-        Ok((out, listed, gaps))
+        ctx.progress.failed();
+        push_capped(
+            &ctx.rejected,
+            Rejected {
+                entity,
+                source_key: source_key.to_owned(),
+                field,
+                reason,
+            },
+        );
+        Ok(())
     }
 
     async fn plan(

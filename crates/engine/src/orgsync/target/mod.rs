@@ -7,8 +7,6 @@ pub mod http;
 pub mod kingdee;
 pub mod sql;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -70,49 +68,11 @@ pub enum RecordOutcome {
     },
 }
 
-/// A failure of a whole call: nothing in the batch can be assumed written.
-#[derive(Debug, thiserror::Error)]
-pub enum TargetError {
-    /// Transport, 5xx, throttling, lost session: retry the batch later (writes are idempotent
-    /// upserts by key, so a batch that was half-applied is safe to send again).
-    #[error("{message}")]
-    Retryable {
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    /// Configuration or permission: a person must act.
-    #[error("{message}")]
-    Permanent { message: String },
-}
-
-impl TargetError {
-    pub fn retryable(message: impl Into<String>) -> Self {
-        TargetError::Retryable {
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-    pub fn permanent(message: impl Into<String>) -> Self {
-        TargetError::Permanent {
-            message: message.into(),
-        }
-    }
-}
-
-impl From<TargetError> for crate::jobs::JobError {
-    fn from(e: TargetError) -> Self {
-        match e {
-            TargetError::Retryable {
-                message,
-                retry_after,
-            } => crate::jobs::JobError::Retryable {
-                message,
-                retry_after,
-            },
-            TargetError::Permanent { message } => crate::jobs::JobError::Permanent { message },
-        }
-    }
-}
+/// A failure of a whole call: nothing in the batch can be assumed written. It is a job's
+/// error as it stands: transport, 5xx, throttling and lost sessions are retryable (upserts by
+/// key make a half-applied batch safe to send again); configuration and permission problems
+/// are permanent.
+pub type TargetError = crate::jobs::JobError;
 
 /// A system org records are written to.
 #[async_trait]
