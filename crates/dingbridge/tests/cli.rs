@@ -258,6 +258,8 @@ fn check_probes_connections_against_the_sandbox() {
             "sandbox",
             "--kingdee-listen",
             "127.0.0.1:0",
+            "--dingtalk-listen",
+            "127.0.0.1:0",
             "--config-out",
             block.to_str().unwrap(),
         ])
@@ -276,8 +278,22 @@ fn check_probes_connections_against_the_sandbox() {
         "[store]\nurl = \"sqlite://{}\"\n\n",
         dir.path().join("s.sqlite").display()
     );
+    // An in-house SQL database and an HTTP system are probed too.
+    let hr = dir.path().join("hr.sqlite");
+    std::fs::write(&hr, b"").unwrap();
+    let kingdee_url = block
+        .lines()
+        .find_map(|l| l.strip_prefix("base_url = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    let extra = format!(
+        "\n[connections.hr_db]\nkind = \"sql\"\nurl = \"sqlite://{}\"\n\n\
+         [connections.ehr]\nkind = \"http\"\nbase_url = \"{kingdee_url}\"\n",
+        hr.display()
+    );
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, format!("{store}{block}")).unwrap();
+    std::fs::write(&good, format!("{store}{block}{extra}")).unwrap();
     assert!(
         run(&["migrate", "--config", good.to_str().unwrap()])
             .status
@@ -295,6 +311,27 @@ fn check_probes_connections_against_the_sandbox() {
         text.contains("connection `dingtalk`: ok (access token issued"),
         "{text}"
     );
+    assert!(
+        text.contains("connection `hr_db`: ok (Sqlite answers SELECT 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("connection `ehr`: ok (answered HTTP"),
+        "{text}"
+    );
+    // A database nobody answers is a failed probe, named.
+    let down = dir.path().join("down.toml");
+    std::fs::write(
+        &down,
+        format!(
+            "{store}[connections.hr_db]\nkind = \"sql\"\nurl = \"postgres://nobody@127.0.0.1:9/none\"\n"
+        ),
+    )
+    .unwrap();
+    let out = run(&["check", "--config", down.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("connection `hr_db`: FAILED"), "{text}");
 
     let bad_block: String = block
         .lines()

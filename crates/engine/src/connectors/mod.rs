@@ -123,6 +123,27 @@ pub enum ProbeOutcome {
     NotProbed { reason: String },
 }
 
+/// An HTTP system answers its base URL (with the configured `Authorization`): any answer but
+/// 401/403 and 5xx shows it is there and takes our credentials.
+async fn probe_http(c: &crate::config::HttpConnection) -> Result<String, String> {
+    let client = reqwest::Client::builder()
+        .timeout(c.timeout())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut req = client.get(&c.base_url);
+    if let Some(auth) = &c.auth_header {
+        req = req.header("authorization", auth.expose_secret());
+    }
+    let status = req.send().await.map_err(|e| e.to_string())?.status();
+    match status.as_u16() {
+        401 | 403 => Err(format!(
+            "HTTP {status}: the credentials were refused; check auth_header"
+        )),
+        s if s >= 500 => Err(format!("HTTP {status}: the system is not well")),
+        _ => Ok(format!("answered HTTP {status}")),
+    }
+}
+
 /// Authenticate and make one cheap read, within `timeout`.
 pub async fn probe(conn: &Connection, pacer: Arc<dyn Pacer>, timeout: Duration) -> ProbeOutcome {
     let started = Instant::now();
@@ -144,7 +165,12 @@ pub async fn probe(conn: &Connection, pacer: Arc<dyn Pacer>, timeout: Duration) 
                     .map_err(|e| e.to_string())?;
                 Ok(Some("authenticated; BD_Department readable".to_owned()))
             }
-            ConnectionSettings::Http(_) | ConnectionSettings::Sql(_) => Ok(None),
+            ConnectionSettings::Sql(c) => {
+                crate::orgsync::target::sql::SqlTarget::probe(c.url.expose_secret())
+                    .await
+                    .map(Some)
+            }
+            ConnectionSettings::Http(c) => probe_http(c).await.map(Some),
         }
     };
     match tokio::time::timeout(timeout, attempt).await {
@@ -153,7 +179,7 @@ pub async fn probe(conn: &Connection, pacer: Arc<dyn Pacer>, timeout: Duration) 
             millis: started.elapsed().as_millis(),
         },
         Ok(Ok(None)) => ProbeOutcome::NotProbed {
-            reason: "HTTP and SQL targets are probed once their flows exist (issue 5)".into(),
+            reason: "no probe for this kind of connection".into(),
         },
         Ok(Err(detail)) => ProbeOutcome::Failed { detail },
         Err(_) => ProbeOutcome::Failed {

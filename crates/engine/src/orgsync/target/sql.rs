@@ -300,6 +300,45 @@ impl From<sqlx::Error> for DbError {
 }
 
 impl SqlPool {
+    /// A lazy pool for `url` (nothing is connected until the first statement).
+    fn open(url: &str, dialect: Dialect, create_if_missing: bool) -> Result<SqlPool, String> {
+        Ok(match dialect {
+            Dialect::Postgres => {
+                let options = PgConnectOptions::from_str(url)
+                    .map_err(|e| format!("not a PostgreSQL URL ({e})"))?;
+                SqlPool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(POOL_SIZE)
+                        .acquire_timeout(ACQUIRE_TIMEOUT)
+                        .connect_lazy_with(options),
+                )
+            }
+            Dialect::MySql => {
+                let options = MySqlConnectOptions::from_str(url)
+                    .map_err(|e| format!("not a MySQL URL ({e})"))?;
+                SqlPool::MySql(
+                    MySqlPoolOptions::new()
+                        .max_connections(POOL_SIZE)
+                        .acquire_timeout(ACQUIRE_TIMEOUT)
+                        .connect_lazy_with(options),
+                )
+            }
+            Dialect::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| format!("not a SQLite URL ({e})"))?
+                    .create_if_missing(create_if_missing);
+                // One writer at a time is what SQLite allows anyway; one connection avoids
+                // "database is locked" between our own batches.
+                SqlPool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(ACQUIRE_TIMEOUT)
+                        .connect_lazy_with(options),
+                )
+            }
+        })
+    }
+
     async fn begin(&self) -> Result<SqlTx, sqlx::Error> {
         Ok(match self {
             SqlPool::Postgres(p) => SqlTx::Postgres(p.begin().await?),
@@ -425,41 +464,7 @@ impl SqlTarget {
             .transpose()?;
         let creates_tables =
             users.create_table || departments.as_ref().is_some_and(|d| d.create_table);
-        let pool = match dialect {
-            Dialect::Postgres => {
-                let options = PgConnectOptions::from_str(url)
-                    .map_err(|e| url_error(format!("not a PostgreSQL URL ({e})")))?;
-                SqlPool::Postgres(
-                    PgPoolOptions::new()
-                        .max_connections(POOL_SIZE)
-                        .acquire_timeout(ACQUIRE_TIMEOUT)
-                        .connect_lazy_with(options),
-                )
-            }
-            Dialect::MySql => {
-                let options = MySqlConnectOptions::from_str(url)
-                    .map_err(|e| url_error(format!("not a MySQL URL ({e})")))?;
-                SqlPool::MySql(
-                    MySqlPoolOptions::new()
-                        .max_connections(POOL_SIZE)
-                        .acquire_timeout(ACQUIRE_TIMEOUT)
-                        .connect_lazy_with(options),
-                )
-            }
-            Dialect::Sqlite => {
-                let options = SqliteConnectOptions::from_str(url)
-                    .map_err(|e| url_error(format!("not a SQLite URL ({e})")))?
-                    .create_if_missing(creates_tables);
-                // One writer at a time is what SQLite allows anyway; one connection avoids
-                // "database is locked" between our own batches.
-                SqlPool::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(1)
-                        .acquire_timeout(ACQUIRE_TIMEOUT)
-                        .connect_lazy_with(options),
-                )
-            }
-        };
+        let pool = SqlPool::open(url, dialect, creates_tables).map_err(url_error)?;
         let target = SqlTarget {
             connection: connection_name.to_owned(),
             dialect,
@@ -494,6 +499,28 @@ impl SqlTarget {
             }
         }
         Ok(target)
+    }
+
+    /// `dingbridge check`: can the database be reached and does it answer `SELECT 1`?
+    pub async fn probe(url: &str) -> Result<String, String> {
+        let dialect = Dialect::from_url(url)
+            .ok_or("the URL's scheme is not postgres, mysql, mariadb or sqlite")?;
+        // One plain connection, not a pool: a pool's timeout would hide why it failed.
+        async fn select_one<C: sqlx::Connection>(url: &str) -> Result<(), sqlx::Error>
+        where
+            for<'c> &'c mut C: sqlx::Executor<'c>,
+        {
+            let mut conn = C::connect(url).await?;
+            sqlx::raw_sql("SELECT 1").execute(&mut conn).await?;
+            conn.close().await
+        }
+        match dialect {
+            Dialect::Postgres => select_one::<sqlx::PgConnection>(url).await,
+            Dialect::MySql => select_one::<sqlx::MySqlConnection>(url).await,
+            Dialect::Sqlite => select_one::<sqlx::SqliteConnection>(url).await,
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(format!("{dialect:?} answers SELECT 1"))
     }
 
     /// Which SQL the target speaks.
