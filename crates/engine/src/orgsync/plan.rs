@@ -116,15 +116,19 @@ pub fn respect_master(
     master_of: &dyn Fn(&str) -> Master,
 ) -> TargetRecord {
     let mut out = record.clone();
-    for (field, value) in out.fields.iter_mut() {
-        if master_of(field) != Master::Dingtalk {
-            match row.and_then(|r| r.get(field)) {
-                Some(theirs) => *value = theirs.clone(),
-                // Unknown target value: send nothing for the field rather than overwrite it.
-                None => *value = Value::Null,
+    out.fields = record
+        .fields
+        .iter()
+        .filter_map(|(field, value)| {
+            if master_of(field) == Master::Dingtalk {
+                return Some((field.clone(), value.clone()));
             }
-        }
-    }
+            // The target's own value; when it is not known, the field is left out of the
+            // write (null would clear it).
+            row.and_then(|r| r.get(field))
+                .map(|theirs| (field.clone(), theirs.clone()))
+        })
+        .collect();
     out
 }
 

@@ -144,7 +144,11 @@ pub struct OrgSync {
 /// A record on its way, with what the identity table needs.
 #[derive(Debug, Clone)]
 struct Pending {
+    /// What is sent (fields DingTalk does not master may be left out).
     rec: TargetRecord,
+    /// The digest of the record as mapped, before the master policy: what the link keeps, so
+    /// the next run knows the source has not changed.
+    hash: String,
     person: Option<Person>,
     /// A department's level: a batch never mixes levels, because a parent must be saved
     /// before a child in the same batch can refer to it.
@@ -334,7 +338,7 @@ impl OrgSync {
                     }
                     (
                         "synced",
-                        Some(hash_record(rec)),
+                        Some(p.hash.clone()),
                         if *created { "created" } else { "updated" },
                         None,
                         Some(target_id.clone()),
@@ -693,6 +697,7 @@ impl OrgSync {
                             &d.source_record(),
                         ) {
                             Ok(r) => dept_records.push(Pending {
+                                hash: hash_record(&r),
                                 rec: r,
                                 person: None,
                                 depth: d.depth,
@@ -830,6 +835,7 @@ impl OrgSync {
                             .await?;
                     }
                     batch.push(Pending {
+                        hash: hash_record(&rec),
                         rec: self.for_existing(rec, &ctx.links),
                         person: None,
                         depth: d.depth,
@@ -894,6 +900,7 @@ impl OrgSync {
                 let person = Some(Self::person(&u));
                 match pass {
                     UserPass::Collect { .. } => read.collected.push(Pending {
+                        hash: hash_record(&rec),
                         rec,
                         person,
                         depth: 0,
@@ -901,6 +908,7 @@ impl OrgSync {
                     UserPass::Write if self.unchanged(&rec, &ctx.links) => ctx.progress.unchanged(),
                     UserPass::Write => {
                         batch.push(Pending {
+                            hash: hash_record(&rec),
                             rec: self.for_existing(rec, &ctx.links),
                             person,
                             depth: 0,
@@ -1002,6 +1010,7 @@ impl OrgSync {
             }
             batch.push(Pending {
                 rec,
+                hash: p.hash.clone(),
                 person: p.person.clone(),
                 depth: p.depth,
             });

@@ -207,8 +207,10 @@ impl KingdeeTarget {
         let mut m = Model::new();
         // Kingdee reads the id first to decide between create and update (protocol §2.2).
         m.set(s.pk.clone(), id.unwrap_or(0));
+        // A null clears the field (a person without an e-mail, a department moved to the top):
+        // Kingdee stores "" for text and nothing for a reference or a date.
         for (k, v) in &r.fields {
-            if v.is_null() || k.eq_ignore_ascii_case(&s.pk) {
+            if k.eq_ignore_ascii_case(&s.pk) {
                 continue;
             }
             m.set(k.clone(), v.clone());
