@@ -483,8 +483,7 @@ async fn a_mapping_error_then_dry_run_and_reconcile_repair_the_ehr() {
 /// title's master and must keep it (the SQL target keeps it: its UPDATE names only the columns
 /// sent).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known bug: a PUT upsert erases the fields the eHR masters"]
-async fn known_bug_an_update_keeps_the_targets_own_fields() {
+async fn an_update_keeps_the_targets_own_fields() {
     use dingtalk::UserId;
     use dingtalk::contacts::UserInput;
     let seed = Seed::generate(200, 20);
@@ -537,8 +536,7 @@ async fn known_bug_an_update_keeps_the_targets_own_fields() {
 /// record under the old key stays active for good: no run disables it (reconciliation counts it
 /// `unmanaged`). One person, two active employees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known bug: a changed target key leaves the old record active"]
-async fn known_bug_a_changed_key_disables_the_old_record() {
+async fn a_changed_key_disables_the_old_record() {
     use dingtalk::UserId;
     use dingtalk::contacts::UserInput;
     let seed = Seed::generate(200, 20);

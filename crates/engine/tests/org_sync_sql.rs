@@ -746,8 +746,7 @@ async fn mariadb_one_unmappable_person() {
 /// rehired under the same job number stays `active = false`, and every reconciliation plans
 /// and "applies" the same `(enable)` update without effect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known bug: the SQL target never resets the disable column"]
-async fn known_bug_a_rehired_person_is_enabled_again() {
+async fn a_rehired_person_is_enabled_again() {
     use dingtalk::contacts::UserInput;
     use dingtalk::{DeptId, UserId};
     let db = TargetDb::sqlite().await;

@@ -347,6 +347,22 @@ pub async fn sync_entity(
         .await?;
     match outcome.into_iter().next() {
         Some(RecordOutcome::Written { target_id, created }) => {
+            // A new key (a changed job number): the record under the old key is disabled.
+            let old_link = link.as_ref().map(|l| super::plan::LinkState {
+                target_key: l.target_key.clone(),
+                step: l.step.clone(),
+                payload_hash: l.payload_hash.clone(),
+            });
+            if let Some(old) = sync.replaced_key(old_link.as_ref(), &rec.key) {
+                sync.disable_replaced(
+                    r.entity,
+                    &[(old, lk.clone())],
+                    Some(job.id),
+                    job.attempts,
+                    &Progress::new(),
+                )
+                .await?;
+            }
             effects.links.push(Link {
                 flow: sync.flow.clone(),
                 source_key: lk.clone(),

@@ -325,10 +325,16 @@ impl OrgSync {
         let started = now_ms();
         let outcomes = self.target.upsert(entity, &records).await?;
         let now = now_ms();
+        let mut replaced = Vec::new();
         let mut tx = self.store.begin().await?;
         for (p, outcome) in items.iter().zip(outcomes) {
             let rec = &p.rec;
             let lk = link_key(entity, &rec.source_key);
+            if matches!(outcome, RecordOutcome::Written { .. })
+                && let Some(old) = self.replaced_key(ctx.links.get(&lk), &rec.key)
+            {
+                replaced.push((old, lk.clone()));
+            }
             let (step, hash, outcome_name, error, target_id) = match &outcome {
                 RecordOutcome::Written { target_id, created } => {
                     if *created {
@@ -393,6 +399,67 @@ impl OrgSync {
             if let (Some(person), "synced") = (&p.person, step) {
                 tx.upsert_identity(&self.identity(rec, person, now)).await?;
             }
+        }
+        tx.commit().await?;
+        self.disable_replaced(entity, &replaced, ctx.job_id, ctx.attempt, ctx.progress)
+            .await
+    }
+
+    /// The key a record was written under before, when its key has changed since (a new job
+    /// number): that old record is the same person and must not stay active.
+    pub fn replaced_key(&self, link: Option<&LinkState>, key: &str) -> Option<String> {
+        let link = link?;
+        let old = link.target_key.as_deref()?;
+        (link.step == "synced" && old != key && self.options.leavers == LeaverPolicy::Disable)
+            .then(|| old.to_owned())
+    }
+
+    /// Disable the records left behind by key changes: (old target key, link key).
+    pub async fn disable_replaced(
+        &self,
+        entity: Entity,
+        replaced: &[(String, String)],
+        job_id: Option<JobId>,
+        attempt: i32,
+        progress: &Progress,
+    ) -> Result<(), JobError> {
+        if replaced.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = replaced.iter().map(|(k, _)| k.clone()).collect();
+        let started = now_ms();
+        let outcomes = self.target.disable(entity, &keys).await?;
+        let now = now_ms();
+        let mut tx = self.store.begin().await?;
+        for ((old, lk), outcome) in replaced.iter().zip(outcomes) {
+            let error = match outcome {
+                RecordOutcome::Written { .. } => {
+                    progress.disabled();
+                    None
+                }
+                RecordOutcome::Rejected { reason, .. } => {
+                    progress.failed();
+                    Some(reason)
+                }
+            };
+            tx.append_transfer(&NewTransfer {
+                flow: self.flow.clone(),
+                source_key: lk.clone(),
+                target_key: Some(old.clone()),
+                job_id,
+                attempt,
+                request: Some(json!({ "disable": old, "why": "the record's key changed" })),
+                response: None,
+                outcome: if error.is_none() {
+                    "replaced_disabled".into()
+                } else {
+                    "disable_failed".into()
+                },
+                error,
+                started_at: started,
+                duration_ms: now - started,
+            })
+            .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -185,6 +185,9 @@ struct EntityCalls {
     disable: Option<DisableCall>,
     list: Option<ListCall>,
     id_pointer: Option<String>,
+    /// The fields the mapping writes (`fields[].to`). A record sent without some of them left
+    /// them to the target (master policy); a PUT would erase them, so they are read first.
+    mapped: Vec<String>,
 }
 
 /// Standard Webhooks signing key.
@@ -469,10 +472,29 @@ impl HttpTarget {
         calls: &EntityCalls,
         record: &TargetRecord,
     ) -> Result<RecordOutcome, TargetError> {
-        let body = serde_json::to_vec(&record.fields).map_err(|e| {
+        let path = calls.upsert.path.render(&record.key);
+        let mut fields = record.fields.clone();
+        // Fields the target is master of were left out of the record; a PUT replaces the whole
+        // record, so keep the target's current values for them.
+        if calls.upsert.method == Method::PUT
+            && calls.mapped.iter().any(|f| !fields.contains_key(f))
+        {
+            let current = self.send(Method::GET, &path, &[], None).await?;
+            if current.status.is_success()
+                && let Ok(Value::Object(theirs)) = serde_json::from_slice::<Value>(&current.body)
+            {
+                for f in &calls.mapped {
+                    if !fields.contains_key(f)
+                        && let Some(v) = theirs.get(f)
+                    {
+                        fields.insert(f.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        let body = serde_json::to_vec(&fields).map_err(|e| {
             TargetError::permanent(format!("record {} cannot be serialized: {e}", record.key))
         })?;
-        let path = calls.upsert.path.render(&record.key);
         let answer = self
             .send(calls.upsert.method.clone(), &path, &[], Some(body))
             .await?;
@@ -972,11 +994,22 @@ fn parse_entity(
         }
     };
 
+    let mapped = table
+        .get("fields")
+        .and_then(Value::as_array)
+        .map(|rules| {
+            rules
+                .iter()
+                .filter_map(|r| Some(r.get("to")?.as_str()?.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(EntityCalls {
         upsert,
         disable,
         list,
         id_pointer,
+        mapped,
     })
 }
 

@@ -121,8 +121,13 @@ pub fn check_identifier(name: &str) -> Result<(), String> {
 /// What disabling a record does.
 #[derive(Debug, Clone, PartialEq)]
 enum DisablePolicy {
-    /// `UPDATE … SET column = value`.
-    Column { column: String, value: Value },
+    /// `UPDATE … SET column = value`; every upsert writes `enabled` to the column, so a person
+    /// who comes back (the same key) is enabled again.
+    Column {
+        column: String,
+        value: Value,
+        enabled: Option<Value>,
+    },
     /// `DELETE` the row.
     Delete,
 }
@@ -640,7 +645,7 @@ impl SqlTarget {
                 columns.push(format!("{} TEXT", d.quote(field)));
             }
         }
-        if let Some(DisablePolicy::Column { column, value }) = &table.disable
+        if let Some(DisablePolicy::Column { column, value, .. }) = &table.disable
             && !seen.contains(&d.column_id(column))
         {
             let kind = match value {
@@ -720,6 +725,18 @@ impl SqlTarget {
             }
             columns.push(name.clone());
             values.push(SqlValue::from_json(value));
+        }
+        // Written on every upsert: a row disabled earlier (a leaver) is enabled again when the
+        // person is back, unless the mapping writes the column itself.
+        if let Some(DisablePolicy::Column {
+            column,
+            enabled: Some(enabled),
+            ..
+        }) = &table.disable
+            && !columns.iter().any(|c| self.same_column(c, column))
+        {
+            columns.push(column.clone());
+            values.push(SqlValue::from_json(enabled));
         }
         let quoted: Vec<String> = columns.iter().map(|c| d.quote(c)).collect();
         let placeholders: Vec<String> = columns
@@ -1142,7 +1159,7 @@ impl OrgTarget for SqlTarget {
         let schema = self.schema(table).await?;
         let key_quoted = self.dialect.quote(&table.key_column);
         let (sql, value) = match policy {
-            DisablePolicy::Column { column, value } => (
+            DisablePolicy::Column { column, value, .. } => (
                 format!(
                     "UPDATE {} SET {} = {} WHERE {key_quoted} = {}",
                     table.quoted,
@@ -1205,7 +1222,7 @@ impl OrgTarget for SqlTarget {
             }
         }
         let disable_column = match &table.disable {
-            Some(DisablePolicy::Column { column, value }) => Some((column, value)),
+            Some(DisablePolicy::Column { column, value, .. }) => Some((column, value)),
             _ => None,
         };
         let mut select = vec![self.read_expression(schema, &table.key_column)];
@@ -1357,11 +1374,14 @@ fn parse_table(
         None => None,
         Some(Value::String(s)) if s == "delete" => Some(DisablePolicy::Delete),
         Some(Value::Object(d)) => {
-            if let Some(unknown) = d.keys().find(|k| *k != "column" && *k != "value") {
+            if let Some(unknown) = d
+                .keys()
+                .find(|k| !["column", "value", "enabled"].contains(&k.as_str()))
+            {
                 return Err(err(
                     &format!("disable.{unknown}"),
                     "unknown key".into(),
-                    "write disable = { column = \"active\", value = false }",
+                    "write disable = { column = \"active\", value = false } (enabled = true is implied)",
                 ));
             }
             let column = match d.get("column") {
@@ -1391,7 +1411,34 @@ fn parse_table(
                     ));
                 }
             };
-            Some(DisablePolicy::Column { column, value })
+            // What marks an enabled row: given, or the opposite of a boolean / 0-1 value.
+            let enabled = match (d.get("enabled"), &value) {
+                (Some(v @ (Value::Bool(_) | Value::Number(_) | Value::String(_))), _) => {
+                    Some(v.clone())
+                }
+                (Some(_), _) => {
+                    return Err(err(
+                        "disable.enabled",
+                        "not a boolean, number or string".into(),
+                        "write the value that marks an enabled row, e.g. enabled = true",
+                    ));
+                }
+                (None, Value::Bool(b)) => Some(Value::Bool(!b)),
+                (None, Value::Number(n)) if n.as_i64() == Some(0) => Some(Value::from(1)),
+                (None, Value::Number(n)) if n.as_i64() == Some(1) => Some(Value::from(0)),
+                (None, _) => {
+                    return Err(err(
+                        "disable.enabled",
+                        "missing: the enabled value cannot be derived from a text value".into(),
+                        "add the value that marks an enabled row, e.g. enabled = \"在职\"",
+                    ));
+                }
+            };
+            Some(DisablePolicy::Column {
+                column,
+                value,
+                enabled,
+            })
         }
         Some(other) => {
             return Err(err(
