@@ -11,8 +11,15 @@ use crate::client::{DingTalkClient, from_value};
 use crate::error::{Error, Result};
 use crate::ids::{DeptId, UnionId, UserId};
 
-/// Pacer group.
+/// Pacer group. DingTalk's quota is per app × API (protocol §7), so each path is paced on its
+/// own, as `contacts:<path>` (the `contacts` rule applies to every one of them): a walk that
+/// lists members while it reads member counts uses both APIs' quotas at once.
 pub const GROUP: &str = "contacts";
+
+/// The pacer group of one contacts API.
+pub fn group_for(path: &str) -> String {
+    format!("{GROUP}:{path}")
+}
 
 /// Largest `user/list` page (TOP-JAVA `OapiV2UserListRequest.check()`: size 1..100).
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -283,7 +290,7 @@ impl DingTalkClient {
         path: &str,
         body: Value,
     ) -> Result<R> {
-        let v = self.oapi_post_raw(GROUP, path, &body).await?;
+        let v = self.oapi_post_raw(&group_for(path), path, &body).await?;
         from_value(path, result_of(v, path)?)
     }
 
@@ -362,7 +369,8 @@ impl DingTalkClient {
         if input.dept_id.is_none() {
             return Err(Error::Invalid("department update needs dept_id".into()));
         }
-        self.oapi_post_raw(GROUP, "/topapi/v2/department/update", &to_body(input)?)
+        let path = "/topapi/v2/department/update";
+        self.oapi_post_raw(&group_for(path), path, &to_body(input)?)
             .await?;
         Ok(())
     }
@@ -370,7 +378,7 @@ impl DingTalkClient {
     /// Delete a department: `/topapi/v2/department/delete` (DOC address-book-deletion-department).
     pub async fn department_delete(&self, dept: DeptId) -> Result<()> {
         self.oapi_post_raw(
-            GROUP,
+            &group_for("/topapi/v2/department/delete"),
             "/topapi/v2/department/delete",
             &json!({ "dept_id": dept }),
         )
@@ -468,7 +476,8 @@ impl DingTalkClient {
         if input.userid.is_none() {
             return Err(Error::Invalid("user update needs userid".into()));
         }
-        self.oapi_post_raw(GROUP, "/topapi/v2/user/update", &to_body(input)?)
+        let path = "/topapi/v2/user/update";
+        self.oapi_post_raw(&group_for(path), path, &to_body(input)?)
             .await?;
         Ok(())
     }
@@ -476,7 +485,7 @@ impl DingTalkClient {
     /// Delete a user: `/topapi/v2/user/delete` (DOC delete-a-user).
     pub async fn user_delete(&self, userid: &UserId) -> Result<()> {
         self.oapi_post_raw(
-            GROUP,
+            &group_for("/topapi/v2/user/delete"),
             "/topapi/v2/user/delete",
             &json!({ "userid": userid }),
         )

@@ -952,8 +952,18 @@ async fn slow_60s_paced_client_never_sees_90018() {
         workflow >= floor,
         "workflow {workflow} < {floor} in {secs}s"
     );
-    assert!(contacts <= 20 * (secs + 1), "contacts {contacts}");
-    assert_eq!(limiter.effective_rate("contacts"), Some(20.0 * 0.97));
+    // Each contacts API is paced on its own quota (per app × API).
+    for path in ["/topapi/v2/user/get", "/topapi/v2/department/get"] {
+        assert!(
+            per_path(path) <= 20 * (secs + 1),
+            "{path} {}",
+            per_path(path)
+        );
+        assert_eq!(
+            limiter.effective_rate(&dingtalk::contacts::group_for(path)),
+            Some(20.0 * 0.97)
+        );
+    }
     eprintln!(
         "{secs}s paced run: {contacts} contacts calls ({:.1}/s), {workflow} workflow calls ({:.1}/s), 0 × 90018",
         contacts as f64 / secs as f64,
@@ -1073,8 +1083,12 @@ async fn ip_ban_page_is_throttled_with_a_wait() {
         other => panic!("{other:?}"),
     }
     assert!(e.is_retryable());
-    // The production limiter honours the wait: the contacts group is paused.
-    assert!(limiter.paused_until("contacts").is_some());
+    // The production limiter honours the wait: the API's group is paused.
+    assert!(
+        limiter
+            .paused_until(&dingtalk::contacts::group_for("/topapi/v2/user/get"))
+            .is_some()
+    );
 
     // v1.0 call (Accept: application/json) → the JSON form of the ban.
     let e = c
@@ -1177,10 +1191,11 @@ async fn throttling_storm_steps_the_limiter_down() {
         matches!(&e, Error::Throttled { code, .. } if code == "90018"),
         "{e:?}"
     );
-    let rate = limiter.effective_rate("contacts").unwrap();
+    let group = dingtalk::contacts::group_for("/topapi/v2/department/get");
+    let rate = limiter.effective_rate(&group).unwrap();
     assert!(rate < 19.4, "rate {rate}");
     s.admin_post("faults", json!({"clear": true})).await;
     // After the hinted 1 s pause the next call goes through.
     assert!(has_cjk(&c.department_get(DeptId(3)).await.unwrap().name));
-    let _ = limiter.acquire("contacts").await;
+    let _ = limiter.acquire(&group).await;
 }

@@ -252,8 +252,14 @@ async fn every_request_goes_through_the_pacer_with_its_group() {
         vec![
             ("gettoken".to_owned(), "acquire".to_owned()),
             ("gettoken".to_owned(), "succeeded".to_owned()),
-            ("contacts".to_owned(), "acquire".to_owned()),
-            ("contacts".to_owned(), "throttled Some(1s)".to_owned()),
+            (
+                "contacts:/topapi/v2/user/get".to_owned(),
+                "acquire".to_owned()
+            ),
+            (
+                "contacts:/topapi/v2/user/get".to_owned(),
+                "throttled Some(1s)".to_owned()
+            ),
         ]
     );
 }
