@@ -660,6 +660,7 @@ impl OrgSync {
                         },
                     )
                     .await?;
+                record_metrics(&self.flow, mode, status, &counts);
                 Ok(RunSummary {
                     run_id: run.id,
                     resumed,
@@ -1094,6 +1095,28 @@ impl OrgSync {
             .map(|(key, sk)| (key, link_key(entity, &sk)))
             .collect();
         self.write_disables(entity, &disables, ctx).await
+    }
+}
+
+/// Prometheus: runs by status, records by outcome, and the last success (which only moves on
+/// success, like the stored one).
+fn record_metrics(flow: &str, mode: SyncMode, status: SyncRunStatus, c: &ProgressSnapshot) {
+    metrics::counter!("dingbridge_sync_runs_total", "flow" => flow.to_owned(), "mode" => mode.as_str(), "status" => status.as_str())
+        .increment(1);
+    for (outcome, n) in [
+        ("created", c.created),
+        ("updated", c.updated),
+        ("unchanged", c.unchanged),
+        ("disabled", c.disabled),
+        ("failed", c.failed),
+        ("conflict", c.conflicts),
+    ] {
+        metrics::counter!("dingbridge_sync_records_total", "flow" => flow.to_owned(), "outcome" => outcome)
+            .increment(n);
+    }
+    if status == SyncRunStatus::Success {
+        metrics::gauge!("dingbridge_sync_last_success_timestamp_seconds", "flow" => flow.to_owned())
+            .set(now_ms() as f64 / 1000.0);
     }
 }
 
