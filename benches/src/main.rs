@@ -35,6 +35,9 @@ enum Scenario {
     KingdeeBatchsave(scenarios::kingdee_batchsave::Args),
     /// A generated org enumerated from the DingTalk sandbox at the standard edition's QPS.
     DingtalkWalk(scenarios::dingtalk_walk::Args),
+    /// Full org sync DingTalk → Kingdee by the `dingbridge` binary (time, quota use, peak RSS),
+    /// event latency through `dingbridge serve`, and the naive one-call-per-user walk.
+    OrgSync(scenarios::org_sync::Args),
 }
 
 /// `target/bench` of the workspace (or of `CARGO_TARGET_DIR`).
@@ -63,6 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Queue(args) => scenarios::queue::run(args).await?,
         Scenario::KingdeeBatchsave(args) => scenarios::kingdee_batchsave::run(args).await?,
         Scenario::DingtalkWalk(args) => scenarios::dingtalk_walk::run(args).await?,
+        Scenario::OrgSync(args) => scenarios::org_sync::run(args).await?,
     };
     let path = outcome.write(&cli.out_dir)?;
     print!("{}", outcome.summary);

@@ -2,4 +2,5 @@
 
 pub mod dingtalk_walk;
 pub mod kingdee_batchsave;
+pub mod org_sync;
 pub mod queue;

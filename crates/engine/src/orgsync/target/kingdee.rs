@@ -83,6 +83,8 @@ pub struct KingdeeTarget {
     users: FormSettings,
     /// number → id per entity, loaded on first use.
     known: Mutex<HashMap<Entity, HashMap<String, Known>>>,
+    /// Held while a form is read, so workers that start at once read it once, not each.
+    loading: Mutex<()>,
 }
 
 /// The settings of one entity, as the flow's options give them.
@@ -108,6 +110,7 @@ impl KingdeeTarget {
                 .transpose()?,
             users: form_settings(Entity::User, &users)?,
             known: Mutex::new(HashMap::new()),
+            loading: Mutex::new(()),
         })
     }
 
@@ -124,6 +127,10 @@ impl KingdeeTarget {
     async fn ensure_known(&self, entity: Entity) -> Result<(), TargetError> {
         if self.known.lock().await.contains_key(&entity) {
             return Ok(());
+        }
+        let _loading = self.loading.lock().await;
+        if self.known.lock().await.contains_key(&entity) {
+            return Ok(()); // another worker read it while we waited
         }
         let s = self.settings(entity)?;
         let q = QueryRequest::new(
