@@ -499,15 +499,13 @@ impl OrgSync {
         &self,
         entity: Entity,
         source_key: &str,
-        field: Option<String>,
-        reason: String,
+        reason: &str,
         ctx: &RunCtx<'_>,
     ) -> Result<(), JobError> {
-        ctx.progress.failed();
         let now = now_ms();
         let lk = link_key(entity, source_key);
         let mut tx = self.store.begin().await?;
-        tx.insert_dead_letter(&self.dead_letter(entity, source_key, &reason, now), &reason)
+        tx.insert_dead_letter(&self.dead_letter(entity, source_key, reason, now), reason)
             .await?;
         tx.upsert_link(&Link {
             flow: self.flow.clone(),
@@ -527,21 +525,12 @@ impl OrgSync {
             request: None,
             response: None,
             outcome: "mapping_failed".into(),
-            error: Some(reason.clone()),
+            error: Some(reason.to_owned()),
             started_at: now,
             duration_ms: 0,
         })
         .await?;
         tx.commit().await?;
-        push_capped(
-            &ctx.rejected,
-            Rejected {
-                entity,
-                source_key: source_key.to_owned(),
-                field,
-                reason,
-            },
-        );
         Ok(())
     }
 
@@ -914,7 +903,7 @@ impl OrgSync {
                     }
                 }
                 Err((field, reason)) => {
-                    self.reject_mapping(Entity::Department, &id, field, reason, ctx)
+                    self.fail_mapping(Entity::Department, &id, field, reason, ctx, true)
                         .await?;
                 }
             }
@@ -1005,9 +994,8 @@ impl OrgSync {
         record: bool,
     ) -> Result<(), JobError> {
         if record {
-            return self
-                .reject_mapping(entity, source_key, field, reason, ctx)
-                .await;
+            self.reject_mapping(entity, source_key, &reason, ctx)
+                .await?;
         }
         ctx.progress.failed();
         push_capped(
