@@ -539,3 +539,56 @@ async fn dry_run_plans_and_reconcile_repairs_by_master_policy() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_left_submitted_by_an_interrupted_attempt_are_updated_and_audited() {
+    let seed = Seed::builtin();
+    for ts in test_stores().await {
+        let store: Arc<dyn Store> = Arc::clone(&ts.store);
+        let world = World::start(&seed).await;
+        let cfg = world.config(|t| t);
+        let sync = syncs(&cfg, &store).await.remove(FLOW).unwrap();
+        sync.run(SyncMode::Full, None, &Progress::new())
+            .await
+            .unwrap();
+        // An attempt that stopped between Submit and Audit leaves records submitted (审核中),
+        // which Save refuses; and the person changed in DingTalk meanwhile.
+        let people: Vec<_> = seed.users.iter().filter(|u| u.active).take(3).collect();
+        {
+            let mut db = world.kd.db_mut();
+            let form = db.forms.get_mut("BD_Empinfo").unwrap();
+            for p in &people {
+                let id = form.by_number[&p.job_number];
+                form.records.get_mut(&id).unwrap().status = 'B';
+            }
+        }
+        let dt = world.dingtalk(&cfg);
+        for p in &people {
+            dt.user_update(&UserInput {
+                userid: Some(UserId::new(p.userid.clone())),
+                name: Some(format!("{}（新）", p.name)),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        let run = sync
+            .run(SyncMode::Full, None, &Progress::new())
+            .await
+            .unwrap();
+        assert_eq!(run.status, SyncRunStatus::Success, "{:?}", run.report);
+        assert_eq!(run.counts.updated, 3);
+        let emps = world
+            .kingdee_rows(
+                &cfg,
+                "BD_Empinfo",
+                &["FStaffNumber", "FName", "FDocumentStatus"],
+            )
+            .await;
+        for p in &people {
+            let row = &emps[&p.job_number];
+            assert_eq!(text(&row[1]), format!("{}（新）", p.name));
+            assert_eq!(text(&row[2]), "C", "audited again");
+        }
+    }
+}

@@ -703,6 +703,7 @@ impl OrgSync {
             rejected: Mutex::new(Vec::new()),
         };
         let o = &self.options;
+        self.target.start_run().await;
         let (depts, mut gaps) = walk_departments(
             &self.source,
             o.root,

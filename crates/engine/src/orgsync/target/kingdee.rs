@@ -371,6 +371,8 @@ impl KingdeeTarget {
                         k.status = 'C';
                     } else if op == "UnAudit" {
                         k.status = 'D';
+                    } else if op == "CancelAssign" {
+                        k.status = 'D';
                     }
                 }
                 RecordOutcome::Written {
@@ -408,7 +410,9 @@ impl KingdeeTarget {
         Ok(())
     }
 
-    /// Submit and audit the written records among `items` that are not audited yet.
+    /// Submit and audit the written records among `items` that are not audited yet (a record
+    /// already submitted, e.g. by an attempt that stopped between Submit and Audit, is only
+    /// audited).
     async fn audit_written(
         &self,
         entity: Entity,
@@ -416,19 +420,24 @@ impl KingdeeTarget {
         items: &[(usize, String)],
         out: &mut [RecordOutcome],
     ) -> Result<(), TargetError> {
-        let mut pending = Vec::new();
+        let mut to_submit = Vec::new();
+        let mut submitted = Vec::new();
         for (i, n) in items {
-            if matches!(out[*i], RecordOutcome::Written { .. })
-                && self.lookup(entity, n).await.is_none_or(|k| k.status != 'C')
-            {
-                pending.push((*i, n.clone()));
+            if !matches!(out[*i], RecordOutcome::Written { .. }) {
+                continue;
+            }
+            match self.lookup(entity, n).await.map(|k| k.status) {
+                Some('C') => {}
+                Some('B') => submitted.push((*i, n.clone())),
+                _ => to_submit.push((*i, n.clone())),
             }
         }
-        self.step(entity, s, "Submit", &pending, out).await?;
-        let submitted: Vec<(usize, String)> = pending
-            .into_iter()
-            .filter(|(i, _)| matches!(out[*i], RecordOutcome::Written { .. }))
-            .collect();
+        self.step(entity, s, "Submit", &to_submit, out).await?;
+        submitted.extend(
+            to_submit
+                .into_iter()
+                .filter(|(i, _)| matches!(out[*i], RecordOutcome::Written { .. })),
+        );
         self.step(entity, s, "Audit", &submitted, out).await
     }
 }
@@ -513,6 +522,12 @@ impl OrgTarget for KingdeeTarget {
         "kingdee"
     }
 
+    /// People edit Kingdee between runs (audit, withdraw, forbid): a run starts from a fresh
+    /// read of every form's numbers and statuses.
+    async fn start_run(&self) {
+        self.known.lock().await.clear();
+    }
+
     async fn upsert(
         &self,
         entity: Entity,
@@ -526,17 +541,19 @@ impl OrgTarget for KingdeeTarget {
         let mut ids = Vec::with_capacity(records.len());
         let mut to_enable = Vec::new();
         let mut audited = Vec::new();
+        let mut submitted = Vec::new();
         for (i, r) in records.iter().enumerate() {
             let k = self.lookup(entity, &r.key).await;
             if k.is_some_and(|k| k.forbidden) {
                 to_enable.push(r.key.clone());
             }
-            if k.is_some_and(|k| k.status == 'C') {
-                audited.push((i, r.key.clone()));
+            match k.map(|k| k.status) {
+                Some('C') => audited.push((i, r.key.clone())),
+                Some('B') => submitted.push((i, r.key.clone())),
+                _ => {}
             }
             ids.push(k.map(|k| k.id));
         }
-        // Save refuses audited records: un-audit them first. A refusal rejects that record.
         let mut pre: Vec<RecordOutcome> = vec![
             RecordOutcome::Written {
                 target_id: String::new(),
@@ -545,6 +562,37 @@ impl OrgTarget for KingdeeTarget {
             records.len()
         ];
         self.step(entity, &s, "UnAudit", &audited, &mut pre).await?;
+        // Submitted but not audited (an attempt stopped between Submit and Audit): Save refuses
+        // it too; withdraw the submission first (撤销).
+        self.step(entity, &s, "CancelAssign", &submitted, &mut pre)
+            .await?;
+        // A refusal may come from a status we knew wrong (someone audited or withdrew the
+        // record meanwhile): read it and try once more with the operation it needs.
+        for (i, key) in audited.iter().chain(&submitted) {
+            if !matches!(pre[*i], RecordOutcome::Rejected { .. }) {
+                continue;
+            }
+            let Some(k) = self.query_one(&s, key).await? else {
+                continue;
+            };
+            self.known
+                .lock()
+                .await
+                .entry(entity)
+                .or_default()
+                .insert(key.clone(), k);
+            pre[*i] = RecordOutcome::Written {
+                target_id: String::new(),
+                created: false,
+            };
+            let op = match k.status {
+                'C' => "UnAudit",
+                'B' => "CancelAssign",
+                _ => continue,
+            };
+            self.step(entity, &s, op, &[(*i, key.clone())], &mut pre)
+                .await?;
+        }
         let mut out = self.save_batch(entity, &s, records, &ids).await?;
         for (o, p) in out.iter_mut().zip(pre) {
             if matches!(p, RecordOutcome::Rejected { .. }) {

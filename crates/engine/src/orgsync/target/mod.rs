@@ -80,6 +80,9 @@ pub trait OrgTarget: Send + Sync {
     /// For logs and the transfer log: `kingdee`, `http`, `sql`.
     fn kind(&self) -> &'static str;
 
+    /// A full or reconcile run begins: drop what the target remembers of the remote's state.
+    async fn start_run(&self) {}
+
     /// Create or update every record (an upsert by `key`). The answer has one outcome per
     /// record, in order. Must be idempotent: the same batch sent twice leaves the same state.
     async fn upsert(
