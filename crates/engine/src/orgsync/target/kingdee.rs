@@ -369,9 +369,8 @@ impl KingdeeTarget {
                         k.status = 'B';
                     } else if op == "Audit" {
                         k.status = 'C';
-                    } else if op == "UnAudit" {
-                        k.status = 'D';
-                    } else if op == "CancelAssign" {
+                    } else if op == "UnAudit" || op == "CancelAssign" {
+                        // Both leave the record editable (status D, 重新审核).
                         k.status = 'D';
                     }
                 }
