@@ -18,11 +18,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod org_support;
+mod sql_support;
 
+use sql_support::{MYSQL_DEFAULT, POSTGRES_DEFAULT, exec, required, unix_seconds};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use engine::config::Config;
 use engine::orgsync::target::sql::Dialect;
@@ -42,8 +44,6 @@ use store::{JobStatus, Store, SyncRunStatus};
 use store_testkit::test_stores;
 
 const FLOW: &str = "org_to_hr_db";
-const POSTGRES_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
-const MYSQL_DEFAULT: &str = "mysql://root@127.0.0.1:3306/test";
 /// Schemas (PostgreSQL) and tables (MariaDB) of this file are `osq_<unix seconds>_<random>…`;
 /// ones older than an hour are left-overs of an interrupted run and are swept.
 const PREFIX: &str = "osq_";
@@ -59,16 +59,6 @@ const USER_COLUMNS: [&str; 8] = [
     "hired_on",
 ];
 const DEPT_COLUMNS: [&str; 5] = ["code", "name", "parent_code", "full_path", "tree_level"];
-
-fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn required(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "1" || v == "true")
-}
 
 /// How a target database marks a leaver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,27 +423,6 @@ url = "{url}"
             .collect();
         all.sort();
         all
-    }
-}
-
-async fn exec(dialect: Dialect, url: &str, sql: &str) -> Result<(), sqlx::Error> {
-    let sql = AssertSqlSafe(sql.to_owned());
-    match dialect {
-        Dialect::Postgres => {
-            let mut conn = PgConnection::connect(url).await?;
-            sqlx::raw_sql(sql).execute(&mut conn).await?;
-            conn.close().await
-        }
-        Dialect::MySql => {
-            let mut conn = MySqlConnection::connect(url).await?;
-            sqlx::raw_sql(sql).execute(&mut conn).await?;
-            conn.close().await
-        }
-        Dialect::Sqlite => {
-            let mut conn = SqliteConnection::connect(url).await?;
-            sqlx::raw_sql(sql).execute(&mut conn).await?;
-            conn.close().await
-        }
     }
 }
 

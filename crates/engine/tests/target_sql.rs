@@ -8,10 +8,13 @@
 //! says it must be there, as in store-testkit: then the test fails.
 #![allow(clippy::unwrap_used)]
 
+mod sql_support;
+
+use sql_support::{MYSQL_DEFAULT, POSTGRES_DEFAULT, exec, required, unix_seconds};
 use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use engine::config::SqlConnection;
 use engine::orgsync::target::sql::{Dialect, SqlTarget};
@@ -25,22 +28,10 @@ use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{AssertSqlSafe, Connection};
 
-const POSTGRES_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
-const MYSQL_DEFAULT: &str = "mysql://root@127.0.0.1:3306/test";
 const DEPARTMENTS: [&str; 4] = ["研发中心", "财务部", "人力资源部", "销售一部"];
 const NAMES: [&str; 5] = ["张三", "李四", "王五", "赵六", "陈七"];
 /// Test tables are `tgt_<unix seconds>_<random>_<what>`; ones older than an hour are swept.
 const TABLE_PREFIX: &str = "tgt_";
-
-fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn required(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "1" || v == "true")
-}
 
 /// One database the tests write to, and the tables they made there.
 struct TestDb {
@@ -248,27 +239,6 @@ impl TestDb {
         .await
         .unwrap();
         table
-    }
-}
-
-async fn exec(dialect: Dialect, url: &str, sql: &str) -> Result<(), sqlx::Error> {
-    let sql = AssertSqlSafe(sql.to_owned());
-    match dialect {
-        Dialect::Postgres => {
-            let mut conn = PgConnection::connect(url).await?;
-            sqlx::raw_sql(sql).execute(&mut conn).await?;
-            conn.close().await
-        }
-        Dialect::MySql => {
-            let mut conn = MySqlConnection::connect(url).await?;
-            sqlx::raw_sql(sql).execute(&mut conn).await?;
-            conn.close().await
-        }
-        Dialect::Sqlite => {
-            let mut conn = SqliteConnection::connect(url).await?;
-            sqlx::raw_sql(sql).execute(&mut conn).await?;
-            conn.close().await
-        }
     }
 }
 
