@@ -155,6 +155,23 @@ pub struct LinkState {
     pub payload_hash: Option<String>,
 }
 
+impl LinkState {
+    /// The hub last wrote exactly the record with this digest.
+    pub fn holds(&self, hash: &str) -> bool {
+        self.step == "synced" && self.payload_hash.as_deref() == Some(hash)
+    }
+}
+
+impl From<store::Link> for LinkState {
+    fn from(l: store::Link) -> Self {
+        Self {
+            target_key: l.target_key,
+            step: l.step,
+            payload_hash: l.payload_hash,
+        }
+    }
+}
+
 pub fn diff(input: &DiffInput<'_>) -> Plan {
     let mut plan = Plan::default();
     let mut claimed: HashMap<&str, &str> = HashMap::new();

@@ -59,8 +59,16 @@ impl Progress {
     }
 
     bump!(page => pages, department => departments, user => users, created => created,
-          updated => updated, unchanged => unchanged, disabled => disabled, failed => failed,
-          conflict => conflicts);
+          updated => updated, unchanged => unchanged, disabled => disabled, failed => failed);
+
+    /// Records a plan found in step, all at once.
+    pub fn add_unchanged(&self, n: usize) {
+        self.0.unchanged.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn add_conflicts(&self, n: usize) {
+        self.0.conflicts.fetch_add(n as u64, Ordering::Relaxed);
+    }
 
     pub fn snapshot(&self) -> ProgressSnapshot {
         let c = &self.0;

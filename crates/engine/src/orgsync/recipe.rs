@@ -323,10 +323,8 @@ pub async fn sync_entity(
         .map_record(r.entity, &r.id, &source)
         .map_err(|(_, reason)| JobError::permanent(reason))?;
     let hash = hash_record(&rec);
-    if link
-        .as_ref()
-        .is_some_and(|l| l.step == "synced" && l.payload_hash.as_deref() == Some(hash.as_str()))
-    {
+    let link = link.map(super::plan::LinkState::from);
+    if link.as_ref().is_some_and(|l| l.holds(&hash)) {
         effects
             .transfers
             .push(transfer("unchanged", Some(rec.key.clone()), None, None));
@@ -348,12 +346,7 @@ pub async fn sync_entity(
     match outcome.into_iter().next() {
         Some(RecordOutcome::Written { target_id, created }) => {
             // A new key (a changed job number): the record under the old key is disabled.
-            let old_link = link.as_ref().map(|l| super::plan::LinkState {
-                target_key: l.target_key.clone(),
-                step: l.step.clone(),
-                payload_hash: l.payload_hash.clone(),
-            });
-            if let Some(old) = sync.replaced_key(old_link.as_ref(), &rec.key) {
+            if let Some(old) = sync.replaced_key(link.as_ref(), &rec.key) {
                 sync.disable_replaced(
                     r.entity,
                     &[(old, lk.clone())],

@@ -278,14 +278,7 @@ impl OrgSync {
             after = Some(last.source_key.clone());
             let n = page.len();
             for l in page {
-                out.insert(
-                    l.source_key,
-                    LinkState {
-                        target_key: l.target_key,
-                        step: l.step,
-                        payload_hash: l.payload_hash,
-                    },
-                );
+                out.insert(l.source_key.clone(), LinkState::from(l));
             }
             if n < 1000 {
                 break;
@@ -797,10 +790,8 @@ impl OrgSync {
                     }
                     let plan = self.plan(entity, records, &ctx, report.complete).await?;
                     withheld += plan.withheld_disables;
-                    for _ in 0..plan.conflicts.len() {
-                        progress.conflict();
-                    }
-                    progress_unchanged(progress, plan.unchanged);
+                    progress.add_conflicts(plan.conflicts.len());
+                    progress.add_unchanged(plan.unchanged);
                     let summary = PlanSummary::of(&plan);
                     for c in plan
                         .conflicts
@@ -856,9 +847,7 @@ impl OrgSync {
     fn unchanged(&self, rec: &TargetRecord, links: &HashMap<String, LinkState>) -> bool {
         links
             .get(&link_key(rec.entity, &rec.source_key))
-            .is_some_and(|l| {
-                l.step == "synced" && l.payload_hash.as_deref() == Some(hash_record(rec).as_str())
-            })
+            .is_some_and(|l| l.holds(&hash_record(rec)))
     }
 
     /// For a record the target already has (linked), keep the target's fields DingTalk does
@@ -1106,12 +1095,6 @@ fn record_metrics(flow: &str, mode: SyncMode, status: SyncRunStatus, c: &Progres
     if status == SyncRunStatus::Success {
         metrics::gauge!("dingbridge_sync_last_success_timestamp_seconds", "flow" => flow.to_owned())
             .set(now_ms() as f64 / 1000.0);
-    }
-}
-
-fn progress_unchanged(progress: &Progress, n: usize) {
-    for _ in 0..n {
-        progress.unchanged();
     }
 }
 
