@@ -11,8 +11,10 @@ use sqlx::postgres::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, Transaction};
 use store::rows::{
-    AuditRow, DeliveryRow, EventRow, IdentityRow, JobRow, ScheduleRow, SyncRunRow, TransferRow,
-    convert, json_text, lease_held, link_page_start, page_limit, sync_run_state_error,
+    ApiKeyRow, ApprovalRow, AuditRow, DeliveryRow, EventRow, IdempotencyRow, IdentityRow, JobRow,
+    ScheduleRow, SyncRunRow, TransferRow, WebhookMessageRow, api_key_exists, convert,
+    idempotency_key_held, json_strings, json_text, lease_held, link_page_start, new_api_key,
+    page_limit, sync_run_state_error, webhook_finish_status, webhook_message_missing,
 };
 use store::*;
 
@@ -548,6 +550,247 @@ impl Store for PostgresStore {
         row.map(SyncRun::try_from).transpose()
     }
 
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey> {
+        let scopes = json_strings(&key.scopes);
+        let id = sqlx::query_scalar!(
+            r#"INSERT INTO api_keys (name, prefix, hash, scopes, created_at)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (prefix) DO NOTHING
+               RETURNING id"#,
+            key.name,
+            key.prefix,
+            key.hash,
+            scopes,
+            key.created_at,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let id = id.ok_or_else(|| api_key_exists(&key.prefix))?;
+        Ok(new_api_key(id, key))
+    }
+
+    async fn find_api_key(&self, prefix: &str) -> StoreResult<Option<ApiKey>> {
+        let row = sqlx::query_as!(
+            ApiKeyRow,
+            r#"SELECT id, name, prefix, hash, scopes, created_at, last_used_at,
+                   revoked_at
+               FROM api_keys WHERE prefix = $1"#,
+            prefix,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(ApiKey::try_from).transpose()
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        let rows = sqlx::query_as!(
+            ApiKeyRow,
+            r#"SELECT id, name, prefix, hash, scopes, created_at, last_used_at,
+                   revoked_at
+               FROM api_keys ORDER BY created_at, id"#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
+    async fn revoke_api_key(&self, prefix: &str, now: Millis) -> StoreResult<bool> {
+        let done = sqlx::query!(
+            "UPDATE api_keys SET revoked_at = $1 WHERE prefix = $2 AND revoked_at IS NULL",
+            now,
+            prefix,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn touch_api_key(&self, id: i64, now: Millis) -> StoreResult<()> {
+        sqlx::query!(
+            "UPDATE api_keys SET last_used_at = $1 WHERE id = $2",
+            now,
+            id
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        api_key_id: i64,
+        key: &str,
+        request_hash: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<IdempotencyClaim> {
+        let mut tx = self.write_tx().await?;
+        // Free, or expired and taken over: one conditional upsert, never read-then-write.
+        let claimed = sqlx::query!(
+            "INSERT INTO idempotency_keys (api_key_id, key, request_hash, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (api_key_id, key) DO UPDATE SET
+                 request_hash = excluded.request_hash, status_code = NULL, response = NULL,
+                 created_at = excluded.created_at, expires_at = excluded.expires_at
+             WHERE idempotency_keys.expires_at <= $4",
+            api_key_id,
+            key,
+            request_hash,
+            now,
+            expires_at,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected()
+            == 1;
+        let claim = if claimed {
+            IdempotencyClaim::Claimed
+        } else {
+            let row = sqlx::query_as!(
+                IdempotencyRow,
+                "SELECT request_hash, status_code, response FROM idempotency_keys
+                 WHERE api_key_id = $1 AND key = $2",
+                api_key_id,
+                key,
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            IdempotencyClaim::try_from(row)?
+        };
+        tx.commit().await.map_err(db)?;
+        Ok(claim)
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        api_key_id: i64,
+        key: &str,
+        status_code: i32,
+        response: &serde_json::Value,
+    ) -> StoreResult<()> {
+        let response = json_text(response);
+        let done = sqlx::query!(
+            "UPDATE idempotency_keys SET status_code = $1, response = $2
+             WHERE api_key_id = $3 AND key = $4",
+            i64::from(status_code),
+            response,
+            api_key_id,
+            key,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        idempotency_key_held(done.rows_affected(), api_key_id, key)
+    }
+
+    async fn release_idempotency_key(&self, api_key_id: i64, key: &str) -> StoreResult<()> {
+        sqlx::query!(
+            "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2",
+            api_key_id,
+            key,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn get_approval(&self, id: &str) -> StoreResult<Option<Approval>> {
+        let row = sqlx::query_as!(
+            ApprovalRow,
+            r#"SELECT id, flow, api_key_id, process_code, instance_id, originator,
+                   business_key, request, status, result, snapshot, created_at, updated_at
+               FROM approvals WHERE id = $1"#,
+            id,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(Approval::try_from).transpose()
+    }
+
+    async fn find_approval_by_instance(&self, instance_id: &str) -> StoreResult<Option<Approval>> {
+        let row = sqlx::query_as!(
+            ApprovalRow,
+            r#"SELECT id, flow, api_key_id, process_code, instance_id, originator,
+                   business_key, request, status, result, snapshot, created_at, updated_at
+               FROM approvals WHERE instance_id = $1"#,
+            instance_id,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(Approval::try_from).transpose()
+    }
+
+    async fn list_approvals(&self, f: &ApprovalFilter) -> StoreResult<Vec<Approval>> {
+        let status = f.status.map(ApprovalStatus::as_str);
+        let limit = page_limit(f.limit);
+        // Newest first by (created_at, id), ids compared as bytes as on SQLite; a page continues
+        // strictly after its last approval.
+        let rows = sqlx::query_as!(
+            ApprovalRow,
+            r#"SELECT id, flow, api_key_id, process_code, instance_id, originator,
+                   business_key, request, status, result, snapshot, created_at, updated_at
+               FROM approvals
+               WHERE ($1::text IS NULL OR flow = $1) AND ($2::text IS NULL OR status = $2)
+                 AND ($3::text IS NULL OR result = $3)
+                 AND ($4::text IS NULL OR process_code = $4)
+                 AND ($5::text IS NULL OR business_key = $5)
+                 AND ($6::bigint IS NULL OR api_key_id = $6)
+                 AND ($7::text IS NULL OR (created_at, id COLLATE "C") <
+                      (SELECT b.created_at, b.id FROM approvals b WHERE b.id = $7))
+               ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT $8"#,
+            f.flow,
+            status,
+            f.result,
+            f.process_code,
+            f.business_key,
+            f.api_key_id,
+            f.before,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
+    async fn get_webhook_message(&self, message_id: &str) -> StoreResult<Option<WebhookMessage>> {
+        let row = sqlx::query_as!(
+            WebhookMessageRow,
+            r#"SELECT id, subject, seq, endpoint, message_id, event_type, payload,
+                   status, attempts, created_at, delivered_at
+               FROM webhook_messages WHERE message_id = $1"#,
+            message_id,
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(WebhookMessage::try_from).transpose()
+    }
+
+    async fn list_webhook_messages(&self, subject: &str) -> StoreResult<Vec<WebhookMessage>> {
+        let rows = sqlx::query_as!(
+            WebhookMessageRow,
+            r#"SELECT id, subject, seq, endpoint, message_id, event_type, payload,
+                   status, attempts, created_at, delivered_at
+               FROM webhook_messages WHERE subject = $1 ORDER BY seq"#,
+            subject,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
     async fn get_event(&self, connection: &str, event_id: &str) -> StoreResult<Option<Event>> {
         let row = sqlx::query_as!(
             EventRow,
@@ -1035,6 +1278,197 @@ impl StoreTx for PostgresTx {
         .await
         .map_err(db)?;
         Ok(())
+    }
+
+    async fn insert_approval(&mut self, a: &NewApproval) -> StoreResult<()> {
+        let request = json_text(&a.request);
+        sqlx::query!(
+            "INSERT INTO approvals (id, flow, api_key_id, process_code, originator, business_key,
+                 request, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)",
+            a.id,
+            a.flow,
+            a.api_key_id,
+            a.process_code,
+            a.originator,
+            a.business_key,
+            request,
+            a.created_at,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn update_approval(&mut self, u: &ApprovalUpdate) -> StoreResult<()> {
+        let status = u.status.map(ApprovalStatus::as_str);
+        let snapshot = u.snapshot.as_ref().map(json_text);
+        let done = sqlx::query!(
+            "UPDATE approvals SET instance_id = COALESCE($1, instance_id),
+                 status = COALESCE($2, status), result = COALESCE($3, result),
+                 snapshot = COALESCE($4, snapshot), updated_at = $5
+             WHERE id = $6",
+            u.instance_id,
+            status,
+            u.result,
+            snapshot,
+            u.now,
+            u.id,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound(format!("approval {}", u.id)))
+        }
+    }
+
+    async fn add_webhook_message(
+        &mut self,
+        m: &NewWebhookMessage,
+    ) -> StoreResult<Option<WebhookMessageAdded>> {
+        // The subject's row first: the upsert row-locks it until commit, so adds and finishes
+        // of one subject take turns (a concurrent first insert waits on the unique index).
+        let last_seq = sqlx::query_scalar!(
+            r#"INSERT INTO webhook_subjects (subject, last_seq) VALUES ($1, 0)
+               ON CONFLICT (subject) DO UPDATE SET last_seq = webhook_subjects.last_seq
+               RETURNING last_seq"#,
+            m.subject,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        let seq = last_seq + 1;
+        let payload = json_text(&m.payload);
+        // A known message_id inserts nothing, and then takes no seq.
+        let row = sqlx::query_as!(
+            WebhookMessageRow,
+            r#"INSERT INTO webhook_messages (subject, seq, endpoint, message_id, event_type,
+                   payload, status, attempts, created_at, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)
+               ON CONFLICT (message_id) DO NOTHING
+               RETURNING id, subject, seq, endpoint, message_id, event_type, payload,
+                   status, attempts, created_at, delivered_at"#,
+            m.subject,
+            seq,
+            m.endpoint,
+            m.message_id,
+            m.event_type,
+            payload,
+            m.created_at,
+        )
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        sqlx::query!(
+            "UPDATE webhook_subjects SET last_seq = $1 WHERE subject = $2",
+            seq,
+            m.subject,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        let is_head = sqlx::query_scalar!(
+            r#"SELECT NOT EXISTS (SELECT 1 FROM webhook_messages
+                   WHERE subject = $1 AND seq < $2 AND status IN ('pending', 'dead'))
+               AS "is_head!""#,
+            m.subject,
+            seq,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        Ok(Some(WebhookMessageAdded {
+            message: WebhookMessage::try_from(row)?,
+            is_head,
+        }))
+    }
+
+    async fn finish_webhook_message(
+        &mut self,
+        message_id: &str,
+        status: WebhookMessageStatus,
+        attempts: i32,
+        now: Millis,
+    ) -> StoreResult<Option<WebhookMessage>> {
+        let status_text = webhook_finish_status(message_id, status)?;
+        let subject = sqlx::query_scalar!(
+            "SELECT subject FROM webhook_messages WHERE message_id = $1",
+            message_id,
+        )
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| webhook_message_missing(message_id))?;
+        // The subject's row first, as `add_webhook_message` does (a row lock until commit).
+        sqlx::query!(
+            "UPDATE webhook_subjects SET last_seq = last_seq WHERE subject = $1",
+            subject,
+        )
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        let delivered_at = (status == WebhookMessageStatus::Delivered).then_some(now);
+        let seq = sqlx::query_scalar!(
+            "UPDATE webhook_messages SET status = $1, attempts = $2, updated_at = $3,
+                 delivered_at = COALESCE($4, delivered_at)
+             WHERE message_id = $5 RETURNING seq",
+            status_text,
+            i64::from(attempts),
+            now,
+            delivered_at,
+            message_id,
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        if status != WebhookMessageStatus::Delivered {
+            return Ok(None);
+        }
+        // The next pending message, if it is now the head (no earlier one pending or dead).
+        let next = sqlx::query_as!(
+            WebhookMessageRow,
+            r#"SELECT id, subject, seq, endpoint, message_id, event_type, payload,
+                   status, attempts, created_at, delivered_at
+               FROM webhook_messages m
+               WHERE subject = $1 AND seq > $2 AND status = 'pending'
+                 AND NOT EXISTS (SELECT 1 FROM webhook_messages e
+                     WHERE e.subject = $1 AND e.seq < m.seq AND e.status IN ('pending', 'dead'))
+               ORDER BY seq LIMIT 1"#,
+            subject,
+            seq,
+        )
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        next.map(WebhookMessage::try_from).transpose()
+    }
+
+    async fn reset_webhook_message(
+        &mut self,
+        message_id: &str,
+        now: Millis,
+    ) -> StoreResult<WebhookMessage> {
+        let row = sqlx::query_as!(
+            WebhookMessageRow,
+            r#"UPDATE webhook_messages SET status = 'pending', delivered_at = NULL, updated_at = $1
+               WHERE message_id = $2
+               RETURNING id, subject, seq, endpoint, message_id, event_type, payload,
+                   status, attempts, created_at, delivered_at"#,
+            now,
+            message_id,
+        )
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| webhook_message_missing(message_id))?;
+        WebhookMessage::try_from(row)
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {

@@ -1,16 +1,19 @@
 //! The store: the [`Store`] trait every part of dingbridge persists through, its transaction
 //! [`StoreTx`], and the domain types (jobs, events, links, transfer log, checkpoints, schedules,
-//! identities, deliveries, audit, org-sync runs). Two implementations live in their own crates
+//! identities, deliveries, audit, org-sync runs, and the approval bridge's API keys,
+//! idempotency keys, approvals and webhook outbox). Two implementations live in their own crates
 //! (`store-sqlite`, `store-postgres`), each with its own checked query set and migrations; no
 //! SQL leaks outside them.
 //!
 //! Time is passed in by the caller as Unix milliseconds ([`Millis`]) so that the queue's state
 //! machine can be driven by a logical clock in tests and by the wall clock in production.
 
+mod bridge;
 mod error;
 pub mod rows;
 mod types;
 
+pub use bridge::*;
 pub use error::{StoreError, StoreResult};
 pub use types::*;
 
@@ -114,6 +117,50 @@ pub trait Store: Send + Sync + 'static {
     /// move the "last success").
     async fn last_successful_sync_run(&self, flow: &str) -> StoreResult<Option<SyncRun>>;
 
+    // ---- the approval bridge: API keys ------------------------------------------------------
+    /// Store a new key (its hash only). [`StoreError::InvalidState`] when the prefix exists.
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey>;
+    /// The key with this prefix, revoked or not.
+    async fn find_api_key(&self, prefix: &str) -> StoreResult<Option<ApiKey>>;
+    /// Every key, oldest first.
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+    /// Revoke an active key: `false` when there is no such key or it was revoked already.
+    async fn revoke_api_key(&self, prefix: &str, now: Millis) -> StoreResult<bool>;
+    /// Record that the key was used (`last_used_at`).
+    async fn touch_api_key(&self, id: i64, now: Millis) -> StoreResult<()>;
+
+    // ---- the approval bridge: idempotency keys ---------------------------------------------
+    /// Claim `(api_key_id, key)` for a request whose body hashes to `request_hash`, until
+    /// `expires_at`. A row whose `expires_at <= now` is replaced as if it were free. Two
+    /// concurrent claims of one free key: exactly one gets [`IdempotencyClaim::Claimed`].
+    async fn claim_idempotency_key(
+        &self,
+        api_key_id: i64,
+        key: &str,
+        request_hash: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<IdempotencyClaim>;
+    /// Store the answer of a claimed key (later claims replay it).
+    async fn complete_idempotency_key(
+        &self,
+        api_key_id: i64,
+        key: &str,
+        status_code: i32,
+        response: &serde_json::Value,
+    ) -> StoreResult<()>;
+    /// Forget a claim that got no answer worth keeping (the request failed in a way the client
+    /// should retry), so the key can be used again at once.
+    async fn release_idempotency_key(&self, api_key_id: i64, key: &str) -> StoreResult<()>;
+
+    // ---- the approval bridge: approvals and the webhook outbox -----------------------------
+    async fn get_approval(&self, id: &str) -> StoreResult<Option<Approval>>;
+    async fn find_approval_by_instance(&self, instance_id: &str) -> StoreResult<Option<Approval>>;
+    async fn list_approvals(&self, filter: &ApprovalFilter) -> StoreResult<Vec<Approval>>;
+    async fn get_webhook_message(&self, message_id: &str) -> StoreResult<Option<WebhookMessage>>;
+    /// The messages of `subject` in `seq` order.
+    async fn list_webhook_messages(&self, subject: &str) -> StoreResult<Vec<WebhookMessage>>;
+
     // ---- reads of the other records ------------------------------------------------------
     async fn get_event(&self, connection: &str, event_id: &str) -> StoreResult<Option<Event>>;
     async fn get_link(&self, flow: &str, source_key: &str) -> StoreResult<Option<Link>>;
@@ -168,5 +215,35 @@ pub trait StoreTx: Send {
     async fn append_audit(&mut self, a: &NewAudit) -> StoreResult<i64>;
     async fn upsert_connection(&mut self, c: &ConnectionRecord) -> StoreResult<()>;
     async fn upsert_flow(&mut self, f: &FlowRecord) -> StoreResult<()>;
+    /// Store a new approval in status `pending`.
+    async fn insert_approval(&mut self, a: &NewApproval) -> StoreResult<()>;
+    /// Change an approval; [`StoreError::NotFound`] when there is none with that id.
+    async fn update_approval(&mut self, u: &ApprovalUpdate) -> StoreResult<()>;
+    /// Append a message to its subject's outbox with the next `seq`; `None` when a message with
+    /// this `message_id` exists already (nothing written). Serialized per subject with
+    /// [`StoreTx::finish_webhook_message`], so a message added while the one before it is being
+    /// finished is either handed over by that finish or is the head itself, never neither.
+    async fn add_webhook_message(
+        &mut self,
+        m: &NewWebhookMessage,
+    ) -> StoreResult<Option<WebhookMessageAdded>>;
+    /// A delivery attempt ended: the message becomes `status` with `attempts` made (`pending`
+    /// after a failed attempt that will be retried, `dead` when no attempt is left). For `delivered`, returns the next `pending` message of the same subject (lowest
+    /// `seq` above this one), whose delivery the caller enqueues. [`StoreError::NotFound`] when
+    /// there is no such message.
+    async fn finish_webhook_message(
+        &mut self,
+        message_id: &str,
+        status: WebhookMessageStatus,
+        attempts: i32,
+        now: Millis,
+    ) -> StoreResult<Option<WebhookMessage>>;
+    /// Make a message `pending` again (a redelivery asked for by a person); returns it.
+    /// [`StoreError::NotFound`] when there is no such message.
+    async fn reset_webhook_message(
+        &mut self,
+        message_id: &str,
+        now: Millis,
+    ) -> StoreResult<WebhookMessage>;
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

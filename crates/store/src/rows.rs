@@ -5,8 +5,10 @@
 use serde_json::Value;
 
 use crate::{
-    AuditEntry, Delivery, ErrorClass, Event, Identity, Job, JobId, NewAudit, NewDelivery,
-    NewIdentity, NewTransfer, Schedule, StoreError, StoreResult, SyncRun, Transfer,
+    ApiKey, Approval, ApprovalStatus, AuditEntry, Delivery, ErrorClass, Event, IdempotencyClaim,
+    Identity, Job, JobId, NewApiKey, NewApproval, NewAudit, NewDelivery, NewIdentity, NewTransfer,
+    NewWebhookMessage, Schedule, StoreError, StoreResult, SyncRun, Transfer, WebhookMessage,
+    WebhookMessageStatus,
 };
 
 fn json(column: &str, text: &str) -> StoreResult<Value> {
@@ -289,6 +291,187 @@ impl TryFrom<SyncRunRow> for SyncRun {
             updated_at: r.updated_at,
         })
     }
+}
+
+/// Serialise a list of strings (API key scopes) for a TEXT column: a JSON array.
+pub fn json_strings(v: &[String]) -> String {
+    Value::from(v.to_vec()).to_string()
+}
+
+#[derive(Debug)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub hash: String,
+    pub scopes: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+    fn try_from(r: ApiKeyRow) -> StoreResult<ApiKey> {
+        Ok(ApiKey {
+            id: r.id,
+            scopes: serde_json::from_str(&r.scopes)
+                .map_err(|e| StoreError::Corrupt(format!("api_keys.scopes: {e}")))?,
+            name: r.name,
+            prefix: r.prefix,
+            hash: r.hash,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
+/// An idempotency key someone else holds: answered once `status_code` and `response` are set.
+#[derive(Debug)]
+pub struct IdempotencyRow {
+    pub request_hash: String,
+    pub status_code: Option<i64>,
+    pub response: Option<String>,
+}
+
+impl TryFrom<IdempotencyRow> for IdempotencyClaim {
+    type Error = StoreError;
+    fn try_from(r: IdempotencyRow) -> StoreResult<IdempotencyClaim> {
+        Ok(match (r.status_code, r.response) {
+            (Some(code), Some(response)) => IdempotencyClaim::Completed {
+                request_hash: r.request_hash,
+                status_code: int32("idempotency_keys.status_code", code)?,
+                response: json("idempotency_keys.response", &response)?,
+            },
+            _ => IdempotencyClaim::InProgress {
+                request_hash: r.request_hash,
+            },
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct ApprovalRow {
+    pub id: String,
+    pub flow: String,
+    pub api_key_id: Option<i64>,
+    pub process_code: String,
+    pub instance_id: Option<String>,
+    pub originator: String,
+    pub business_key: Option<String>,
+    pub request: String,
+    pub status: String,
+    pub result: Option<String>,
+    pub snapshot: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<ApprovalRow> for Approval {
+    type Error = StoreError;
+    fn try_from(r: ApprovalRow) -> StoreResult<Approval> {
+        Ok(Approval {
+            status: ApprovalStatus::parse(&r.status).ok_or_else(|| {
+                StoreError::Corrupt(format!("approvals.status: unknown `{}`", r.status))
+            })?,
+            snapshot: json_opt("approvals.snapshot", r.snapshot)?,
+            fields: NewApproval {
+                request: json("approvals.request", &r.request)?,
+                id: r.id,
+                flow: r.flow,
+                api_key_id: r.api_key_id,
+                process_code: r.process_code,
+                originator: r.originator,
+                business_key: r.business_key,
+                created_at: r.created_at,
+            },
+            instance_id: r.instance_id,
+            result: r.result,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct WebhookMessageRow {
+    pub id: i64,
+    pub subject: String,
+    pub seq: i64,
+    pub endpoint: String,
+    pub message_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+impl TryFrom<WebhookMessageRow> for WebhookMessage {
+    type Error = StoreError;
+    fn try_from(r: WebhookMessageRow) -> StoreResult<WebhookMessage> {
+        Ok(WebhookMessage {
+            id: r.id,
+            status: WebhookMessageStatus::parse(&r.status).ok_or_else(|| {
+                StoreError::Corrupt(format!("webhook_messages.status: unknown `{}`", r.status))
+            })?,
+            attempts: int32("webhook_messages.attempts", r.attempts)?,
+            fields: NewWebhookMessage {
+                payload: json("webhook_messages.payload", &r.payload)?,
+                subject: r.subject,
+                endpoint: r.endpoint,
+                message_id: r.message_id,
+                event_type: r.event_type,
+                created_at: r.created_at,
+            },
+            seq: r.seq,
+            delivered_at: r.delivered_at,
+        })
+    }
+}
+
+/// A delivery ends as `delivered` or `dead`; `pending` is no end.
+pub fn webhook_finish_status(
+    _message_id: &str,
+    status: WebhookMessageStatus,
+) -> StoreResult<&'static str> {
+    // `pending`: a failed attempt that will be retried (its count is recorded).
+    Ok(status.as_str())
+}
+
+/// The key [`crate::Store::create_api_key`] stored under `id`.
+pub fn new_api_key(id: i64, k: &NewApiKey) -> ApiKey {
+    ApiKey {
+        id,
+        name: k.name.clone(),
+        prefix: k.prefix.clone(),
+        hash: k.hash.clone(),
+        scopes: k.scopes.clone(),
+        created_at: k.created_at,
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+/// An API key's insert met its prefix.
+pub fn api_key_exists(prefix: &str) -> StoreError {
+    StoreError::InvalidState(format!("an API key with prefix `{prefix}` exists already"))
+}
+
+/// The answer to an idempotency key was stored on its one row, or there is no claim.
+pub fn idempotency_key_held(rows_affected: u64, api_key_id: i64, key: &str) -> StoreResult<()> {
+    if rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(format!(
+            "idempotency key `{key}` of API key {api_key_id}"
+        )))
+    }
+}
+
+pub fn webhook_message_missing(message_id: &str) -> StoreError {
+    StoreError::NotFound(format!("webhook message {message_id}"))
 }
 
 /// A conditional update of a running sync run matched nothing: why.
