@@ -2,7 +2,7 @@
 //! oa-approval-initiates-approval-instances, get-details-single-approval-instance,
 //! operation-to-retrieve-a-list-of) and the v1.0 workflow family (`/v1.0/workflow/*`, DOC
 //! create-an-approval-instance, obtains-the-details-of-a-single-approval-instance-pop,
-//! obtain-the-form-schema; ALI-SDK `workflow_1_0` for execute/terminate). Pacer group
+//! obtain-the-form-schema; ALI-SDK `workflow_1_0` for execute/terminate/comments). Pacer group
 //! `workflow`.
 //!
 //! Form values are strings on the wire; JSON-typed controls carry JSON *inside* the string
@@ -596,6 +596,9 @@ pub struct IdsQuery {
     pub end_time: Option<i64>,
     /// Only these originators (≤10).
     pub user_ids: Vec<UserId>,
+    /// Only instances in these states (`RUNNING`, `TERMINATED`, `COMPLETED`; v1.0 only);
+    /// empty = all.
+    pub statuses: Vec<String>,
     /// Page size (≤20).
     pub size: u32,
 }
@@ -728,6 +731,9 @@ impl DingTalkClient {
             if !q.user_ids.is_empty() {
                 obj.insert("userIds".into(), json!(q.user_ids));
             }
+            if !q.statuses.is_empty() {
+                obj.insert("statuses".into(), json!(q.statuses));
+            }
         }
         let v = self
             .api_raw(
@@ -805,6 +811,33 @@ impl DingTalkClient {
             )
             .await?;
         check_success(&v, "processInstances/terminate")
+    }
+
+    /// Add a comment (评论) to an instance, as `comment_user_id`:
+    /// `POST /v1.0/workflow/processInstances/comments` with
+    /// `{processInstanceId, text, commentUserId}` → `{result, success}` (ALI-SDK `workflow_1_0`
+    /// action `AddProcessInstanceComment`; not in the protocol notes). It shows in the
+    /// instance's operation records as `ADD_REMARK`. The SDK's optional `file` (photos,
+    /// attachments in the approval drive space) is not sent.
+    pub async fn approval_add_comment(
+        &self,
+        instance: &ProcessInstanceId,
+        text: &str,
+        comment_user_id: &UserId,
+    ) -> Result<()> {
+        let body = json!({
+            "processInstanceId": instance, "text": text, "commentUserId": comment_user_id,
+        });
+        let v = self
+            .api_raw(
+                GROUP,
+                Method::POST,
+                "/v1.0/workflow/processInstances/comments",
+                &[],
+                Some(&body),
+            )
+            .await?;
+        check_success(&v, "processInstances/comments")
     }
 
     /// The form schema of a template:

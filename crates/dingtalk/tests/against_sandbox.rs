@@ -575,6 +575,7 @@ async fn v1_expense_claim_runs_to_completion() {
     );
 
     let q = IdsQuery {
+        statuses: Vec::new(),
         process_code: ProcessCode::new(EXPENSE),
         start_time: started_ms,
         end_time: None,
@@ -689,6 +690,76 @@ async fn v1_terminate_and_refuse() {
     assert!(matches!(e, Error::Business { .. }), "{e:?}");
 }
 
+/// A comment (评论) on a running instance: both get APIs show it as an `ADD_REMARK` record by
+/// the commenter with the text; an unknown instance, an unknown user and an empty text are
+/// business errors; commenting emits no event.
+#[tokio::test]
+async fn v1_comment_shows_as_add_remark() {
+    let seed = Seed::builtin();
+    let s = Sandbox::start().await;
+    let c = s.client();
+    let (p, dept) = person(&seed, 40);
+    let originator = UserId::new(p.userid);
+    let commenter = UserId::new(person(&seed, 41).0.userid);
+    let leave = NewInstance::new(
+        LEAVE,
+        originator.clone(),
+        Some(dept),
+        vec![
+            FormField::text("请假类型", "调休"),
+            FormField::date_range(["开始时间", "结束时间"], "2024-12-02", "2024-12-02"),
+            FormField::text("请假事由", "周末加班调休"),
+        ],
+    );
+    let id = c.approval_create(&leave).await.unwrap();
+    let events_before = s.admin_get("events").await["events"]
+        .as_array()
+        .unwrap()
+        .len();
+    let text = "已同步至金蝶：凭证 记-0042（钉桥自动评论）";
+    c.approval_add_comment(&id, text, &commenter).await.unwrap();
+
+    let inst = c.approval_get(&id).await.unwrap();
+    assert_eq!(inst.status, "RUNNING");
+    let last = inst.operation_records.last().unwrap();
+    assert_eq!(last["type"], "ADD_REMARK", "{last}");
+    assert_eq!(last["result"], "NONE");
+    assert_eq!(last["remark"], text);
+    assert_eq!(last["userId"], commenter.as_str());
+    let o = c.approval_get_oapi(&id).await.unwrap();
+    let last = o.operation_records.last().unwrap();
+    assert_eq!(last["operation_type"], "ADD_REMARK", "{last}");
+    assert_eq!(last["operation_result"], "NONE");
+    assert_eq!(last["remark"], text);
+    assert_eq!(last["userid"], commenter.as_str());
+    let events_after = s.admin_get("events").await["events"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(events_before, events_after, "a comment emits no event");
+
+    for (inst_id, text, user) in [
+        (
+            ProcessInstanceId::from("no-such-instance"),
+            "评论",
+            &commenter,
+        ),
+        (id.clone(), "", &commenter),
+        (id.clone(), "评论", &UserId::from("no-such-user")),
+    ] {
+        let e = c
+            .approval_add_comment(&inst_id, text, user)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Business { .. }), "{e:?}");
+    }
+    let e = c
+        .approval_add_comment(&"no-such-instance".into(), "评论", &commenter)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("processInstanceNotExist"), "{e:?}");
+}
+
 /// The old oapi family: create 费用报销 with its table, get it (oapi spelling), list ids.
 #[tokio::test]
 async fn oapi_expense_claim_create_get_listids() {
@@ -728,6 +799,7 @@ async fn oapi_expense_claim_create_get_listids() {
 
     // listids with pages of 2.
     let q = IdsQuery {
+        statuses: Vec::new(),
         process_code: ProcessCode::new(EXPENSE),
         start_time: started_ms,
         end_time: Some(s.sb.now_ms() + 60_000),

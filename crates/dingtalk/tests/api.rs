@@ -427,6 +427,7 @@ async fn approvals_oapi() {
     oapi(&server, "/topapi/processinstance/listids", json!({"process_code": "PROC-FF6Y4BE1N2-EXPENSE", "cursor": 0, "size": 20, "userid_list": "zhangsan"}),
         ok(json!({"list": ["inst-001", "inst-002"], "next_cursor": 20}))).await;
     let q = IdsQuery {
+        statuses: Vec::new(),
         process_code: "PROC-FF6Y4BE1N2-EXPENSE".into(),
         start_time: 1_714_500_000_000,
         end_time: None,
@@ -519,6 +520,7 @@ async fn approvals_v1() {
         .mount(&server)
         .await;
     let q = IdsQuery {
+        statuses: Vec::new(),
         process_code: "PROC-LEAVE".into(),
         start_time: 1,
         end_time: Some(2),
@@ -546,6 +548,87 @@ async fn approvals_v1() {
         schema.schema_content.items[1].children[0].label(),
         Some("金额")
     );
+}
+
+/// `approval_add_comment` sends exactly `{processInstanceId, text, commentUserId}` (ALI-SDK
+/// `AddProcessInstanceComment`); a body that differs is not served by the mock and fails; an
+/// answer with `result: false` is a business error; a v1.0 400 keeps its code.
+#[tokio::test]
+async fn approval_comment_v1() {
+    let (server, client) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/v1.0/workflow/processInstances/comments"))
+        .and(header("x-acs-dingtalk-access-token", "tok"))
+        .and(body_json(json!({
+            "processInstanceId": "inst-v1", "text": "已同步至金蝶：FYBX000001", "commentUserId": "lisi",
+        })))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"result": true, "success": true})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    client
+        .approval_add_comment(
+            &"inst-v1".into(),
+            "已同步至金蝶：FYBX000001",
+            &"lisi".into(),
+        )
+        .await
+        .unwrap();
+    // A wrong body (another text, another user) does not match the mock: it must fail.
+    let e = client
+        .approval_add_comment(&"inst-v1".into(), "别的内容", &"lisi".into())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Business { .. }), "{e:?}");
+    let e = client
+        .approval_add_comment(
+            &"inst-v1".into(),
+            "已同步至金蝶：FYBX000001",
+            &"wangwu".into(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Business { .. }), "{e:?}");
+
+    Mock::given(method("POST"))
+        .and(path("/v1.0/workflow/processInstances/comments"))
+        .and(body_partial_json(
+            json!({"processInstanceId": "inst-false"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"result": false, "success": true})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let e = client
+        .approval_add_comment(&"inst-false".into(), "评论", &"lisi".into())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Business { code, .. } if code == "success=false"),
+        "{e:?}"
+    );
+
+    Mock::given(method("POST"))
+        .and(path("/v1.0/workflow/processInstances/comments"))
+        .and(body_partial_json(json!({"processInstanceId": "inst-gone"})))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": "processInstanceNotExist", "message": "审批实例不存在", "requestid": "r"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let e = client
+        .approval_add_comment(&"inst-gone".into(), "评论", &"lisi".into())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Business { code, .. } if code == "processInstanceNotExist"),
+        "{e:?}"
+    );
+    assert!(!e.is_retryable());
 }
 
 #[tokio::test]

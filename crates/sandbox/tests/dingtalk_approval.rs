@@ -412,3 +412,619 @@ async fn oapi_create_get_listids() {
         .await;
     assert_eq!((st, v["code"].as_str()), (400, Some("invalidMaxResults")));
 }
+
+async fn create_expense(s: &Served, tok: &str, originator: &str, approvers: Value) -> String {
+    let (st, c) = s
+        .v1_post(
+            tok,
+            "/v1.0/workflow/processInstances",
+            json!({"processCode": EXPENSE, "originatorUserId": originator, "deptId": -1,
+                   "approvers": approvers, "formComponentValues": expense_form()}),
+        )
+        .await;
+    assert_eq!(st, 200, "{c}");
+    c["instanceId"].as_str().unwrap().to_owned()
+}
+
+async fn v1_instance(s: &Served, tok: &str, id: &str) -> Value {
+    let (st, v) = s
+        .v1_get(
+            tok,
+            "/v1.0/workflow/processInstances",
+            &[("processInstanceId", id)],
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["result"].clone()
+}
+
+/// Admin POST answering (status, body).
+async fn admin_call(s: &Served, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = s.http.post(s.url(&format!("/_sandbox/dingtalk/{path}")));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let st = resp.status().as_u16();
+    (st, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Every event of one instance as `event_type:type[:staffId][:result]`.
+async fn instance_events(s: &Served, id: &str) -> Vec<String> {
+    let ev = s.admin_get("events").await;
+    ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["payload"]["processInstanceId"] == id)
+        .map(|e| {
+            let p = &e["payload"];
+            let mut k = format!(
+                "{}:{}",
+                e["event_type"].as_str().unwrap(),
+                p["type"].as_str().unwrap()
+            );
+            if e["event_type"] == "bpms_task_change" {
+                k.push_str(&format!(":{}", p["staffId"].as_str().unwrap()));
+            }
+            if let Some(r) = p["result"].as_str() {
+                k.push_str(&format!(":{r}"));
+            }
+            k
+        })
+        .collect()
+}
+
+/// §3.2 comments (ALI-SDK `AddProcessInstanceComment`): an `ADD_REMARK` record with result
+/// NONE and the text as remark, in both get APIs, also on a finished instance; no event; the
+/// refusals (unknown instance, missing or empty text, missing or unknown commenter).
+#[tokio::test]
+async fn v1_comment_adds_remark_record() {
+    let s = start(DingTalkSandboxConfig::default()).await;
+    s.no_qps_limit().await;
+    let tok = s.token().await;
+    let p = people();
+    let id = create_expense(
+        &s,
+        &tok,
+        &p[5],
+        json!([{"actionType": "NONE", "userIds": [p[1]]}]),
+    )
+    .await;
+    let events_before = s.admin_get("events").await["events"]
+        .as_array()
+        .unwrap()
+        .len();
+    let text = "财务：请补充高铁票原件（已通知钉桥）";
+    let (st, r) = s
+        .v1_post(
+            &tok,
+            "/v1.0/workflow/processInstances/comments",
+            json!({"processInstanceId": id, "text": text, "commentUserId": p[9]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r, json!({"result": true, "success": true}));
+    let inst = v1_instance(&s, &tok, &id).await;
+    assert_eq!(inst["status"], "RUNNING");
+    let last = inst["operationRecords"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["type"], "ADD_REMARK");
+    assert_eq!(last["result"], "NONE");
+    assert_eq!(last["remark"], text);
+    assert_eq!(last["userId"], p[9].as_str());
+    assert!(last["date"].as_str().unwrap().ends_with('Z'));
+    let o = s
+        .oapi(
+            &tok,
+            "/topapi/processinstance/get",
+            json!({"process_instance_id": id}),
+        )
+        .await;
+    let last = o["process_instance"]["operation_records"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["operation_type"], "ADD_REMARK");
+    assert_eq!(last["operation_result"], "NONE");
+    assert_eq!(last["remark"], text);
+    assert_eq!(last["userid"], p[9].as_str());
+    assert_eq!(
+        s.admin_get("events").await["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        events_before,
+        "a comment emits no event"
+    );
+
+    // Refusals.
+    let comment = |body: Value| s.v1_post(&tok, "/v1.0/workflow/processInstances/comments", body);
+    let (st, e) =
+        comment(json!({"processInstanceId": "nope", "text": "x", "commentUserId": p[9]})).await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (400, Some("processInstanceNotExist")),
+        "{e}"
+    );
+    for body in [
+        json!({"processInstanceId": id, "text": "", "commentUserId": p[9]}),
+        json!({"processInstanceId": id, "text": "   ", "commentUserId": p[9]}),
+        json!({"processInstanceId": id, "commentUserId": p[9]}),
+        json!({"processInstanceId": id, "text": "x"}),
+        json!({"processInstanceId": id, "text": "x", "commentUserId": "no-such-user"}),
+        json!({"text": "x", "commentUserId": p[9]}),
+    ] {
+        let (st, e) = comment(body.clone()).await;
+        assert_eq!(
+            (st, e["code"].as_str()),
+            (400, Some("invalidParameter")),
+            "{body} → {e}"
+        );
+    }
+    let records = v1_instance(&s, &tok, &id).await["operationRecords"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(records, 2, "refused comments add nothing");
+
+    // A finished instance still takes comments.
+    let (st, _) = admin_call(&s, &format!("approvals/{id}/approve"), None).await;
+    assert_eq!(st, 200);
+    let (st, _) =
+        comment(json!({"processInstanceId": id, "text": "已入账", "commentUserId": p[5]})).await;
+    assert_eq!(st, 200);
+    let inst = v1_instance(&s, &tok, &id).await;
+    assert_eq!(
+        (inst["status"].as_str(), inst["result"].as_str()),
+        (Some("COMPLETED"), Some("agree"))
+    );
+    assert_eq!(
+        inst["operationRecords"].as_array().unwrap().last().unwrap()["type"],
+        "ADD_REMARK"
+    );
+}
+
+/// Admin approve: every remaining task agreed in order as its approver (NONE, AND, OR),
+/// through the execute path: the same records and events as doing it with the v1.0 API, task
+/// by task. Admin refuse ends at the first task. 404 / 409 refusals.
+#[tokio::test]
+async fn admin_approve_and_refuse_follow_the_execute_path() {
+    let s = start(DingTalkSandboxConfig::default()).await;
+    s.no_qps_limit().await;
+    let tok = s.token().await;
+    let p = people();
+    let chain = json!([
+        {"actionType": "NONE", "userIds": [p[1]]},
+        {"actionType": "AND", "userIds": [p[2], p[3]]},
+        {"actionType": "OR", "userIds": [p[4], p[6]]},
+    ]);
+    // By hand through the v1.0 API: always the first running task.
+    let manual = create_expense(&s, &tok, &p[5], chain.clone()).await;
+    loop {
+        let tasks = running_tasks(&s, &tok, &manual).await;
+        let Some((task, user)) = tasks.first() else {
+            break;
+        };
+        let (st, _) = s
+            .v1_post(
+                &tok,
+                "/v1.0/workflow/processInstances/execute",
+                json!({"processInstanceId": manual, "taskId": task, "actionerUserId": user,
+                       "result": "agree", "remark": "同意"}),
+            )
+            .await;
+        assert_eq!(st, 200);
+    }
+    // Through the admin API.
+    let auto = create_expense(&s, &tok, &p[5], chain).await;
+    let (st, r) = admin_call(
+        &s,
+        &format!("approvals/{auto}/approve"),
+        Some(json!({"remark": "同意"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        (r["status"].as_str(), r["result"].as_str()),
+        (Some("COMPLETED"), Some("agree"))
+    );
+    let who: Vec<&str> = r["executed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["userid"].as_str().unwrap())
+        .collect();
+    assert_eq!(who, [&p[1], &p[2], &p[3], &p[4]]);
+
+    assert_eq!(
+        instance_events(&s, &manual).await,
+        instance_events(&s, &auto).await
+    );
+    let events = instance_events(&s, &auto).await;
+    assert_eq!(events.first().unwrap(), "bpms_instance_change:start");
+    assert_eq!(events.last().unwrap(), "bpms_instance_change:finish:agree");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.starts_with("bpms_task_change:finish"))
+            .count(),
+        4
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.starts_with("bpms_task_change:cancel"))
+            .count(),
+        1
+    );
+    let shape = |inst: &Value| -> Vec<(String, String, String, String)> {
+        inst["operationRecords"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let f = |k: &str| r[k].as_str().unwrap_or("").to_owned();
+                (f("userId"), f("type"), f("result"), f("remark"))
+            })
+            .collect()
+    };
+    let (m, a) = (
+        v1_instance(&s, &tok, &manual).await,
+        v1_instance(&s, &tok, &auto).await,
+    );
+    assert_eq!(shape(&m), shape(&a));
+    let task_shape = |inst: &Value| -> Vec<(String, String, String)> {
+        inst["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let f = |k: &str| t[k].as_str().unwrap_or("").to_owned();
+                (f("userId"), f("status"), f("result"))
+            })
+            .collect()
+    };
+    assert_eq!(task_shape(&m), task_shape(&a));
+    assert_eq!(
+        shape(&a)[1],
+        (
+            p[1].clone(),
+            "EXECUTE_TASK_NORMAL".into(),
+            "AGREE".into(),
+            "同意".into()
+        )
+    );
+
+    // Refuse: the first remaining task refuses, the instance ends COMPLETED + refuse.
+    let id = create_expense(&s, &tok, &p[7], json!([{"actionType": "NONE", "userIds": [p[1]]}, {"actionType": "NONE", "userIds": [p[2]]}])).await;
+    let (st, r) = admin_call(
+        &s,
+        &format!("approvals/{id}/refuse"),
+        Some(json!({"remark": "预算不足"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        (r["status"].as_str(), r["result"].as_str()),
+        (Some("COMPLETED"), Some("refuse"))
+    );
+    assert_eq!(r["executed"].as_array().unwrap().len(), 1);
+    let inst = v1_instance(&s, &tok, &id).await;
+    assert_eq!(
+        inst["tasks"].as_array().unwrap().len(),
+        1,
+        "the second step never opened"
+    );
+    assert_eq!(
+        instance_events(&s, &id).await.last().unwrap(),
+        "bpms_instance_change:finish:refuse"
+    );
+
+    // Refusals: finished → 409, unknown → 404, both JSON; a bad body → 4xx.
+    for path in [
+        format!("approvals/{id}/approve"),
+        format!("approvals/{id}/refuse"),
+        format!("approvals/{auto}/approve"),
+    ] {
+        let (st, e) = admin_call(&s, &path, None).await;
+        assert_eq!(st, 409, "{path}: {e}");
+        assert_eq!(e["ok"], false);
+        assert!(e["error"].as_str().unwrap().contains("finished"), "{e}");
+    }
+    for action in ["approve", "refuse", "revoke"] {
+        let (st, e) = admin_call(&s, &format!("approvals/nope/{action}"), Some(json!({}))).await;
+        assert_eq!(st, 404, "{action}: {e}");
+        assert_eq!(e["ok"], false);
+    }
+    let running = create_expense(
+        &s,
+        &tok,
+        &p[7],
+        json!([{"actionType": "NONE", "userIds": [p[1]]}]),
+    )
+    .await;
+    let (st, _) = admin_call(
+        &s,
+        &format!("approvals/{running}/approve"),
+        Some(json!({"remarks": "typo"})),
+    )
+    .await;
+    assert!((400..500).contains(&st), "{st}");
+    assert_eq!(v1_instance(&s, &tok, &running).await["status"], "RUNNING");
+
+    // Many instances without knowing a task id (what benchmarks need).
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(create_expense(&s, &tok, &p[10 + i % 5], json!([{"actionType": "NONE", "userIds": [p[1]]}, {"actionType": "AND", "userIds": [p[2], p[3]]}])).await);
+    }
+    for id in &ids {
+        let (st, r) = admin_call(&s, &format!("approvals/{id}/approve"), None).await;
+        assert_eq!((st, r["result"].as_str()), (200, Some("agree")), "{r}");
+    }
+    let (st, v) = s.v1_post(&tok, "/v1.0/workflow/processes/instanceIds/query", json!({
+        "processCode": EXPENSE, "startTime": 0, "nextToken": 0, "maxResults": 20, "statuses": ["RUNNING"]})).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["result"]["list"], json!([running]));
+}
+
+/// Revocation of an approved instance (admin): COMPLETED + agree → TERMINATED with the result
+/// kept, a TERMINATE_PROCESS_INSTANCE record, and the same `terminate` event as the v1.0
+/// terminate API; the public API keeps refusing finished instances; running, refused or
+/// already terminated instances and unknown operators are refused.
+#[tokio::test]
+async fn admin_revoke_of_an_approved_instance() {
+    let s = start(DingTalkSandboxConfig::default()).await;
+    s.no_qps_limit().await;
+    let tok = s.token().await;
+    let p = people();
+    let one = json!([{"actionType": "NONE", "userIds": [p[1]]}]);
+    let id = create_expense(&s, &tok, &p[5], one.clone()).await;
+    let (st, _) = admin_call(&s, &format!("approvals/{id}/approve"), None).await;
+    assert_eq!(st, 200);
+
+    // The public terminate API refuses a finished instance, even with isSystem.
+    let (st, e) = s
+        .v1_post(
+            &tok,
+            "/v1.0/workflow/processInstances/terminate",
+            json!({"processInstanceId": id, "isSystem": true, "remark": "撤销"}),
+        )
+        .await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (400, Some("invalidParameter")),
+        "{e}"
+    );
+
+    let (st, e) = admin_call(
+        &s,
+        &format!("approvals/{id}/revoke"),
+        Some(json!({"operator": "no-such-user"})),
+    )
+    .await;
+    assert_eq!(st, 400, "{e}");
+    let (st, r) = admin_call(
+        &s,
+        &format!("approvals/{id}/revoke"),
+        Some(json!({"operator": p[9], "remark": "发票作废，撤销报销"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        (
+            r["status"].as_str(),
+            r["result"].as_str(),
+            r["operator"].as_str()
+        ),
+        (Some("TERMINATED"), Some("agree"), Some(p[9].as_str()))
+    );
+
+    let inst = v1_instance(&s, &tok, &id).await;
+    assert_eq!(
+        (inst["status"].as_str(), inst["result"].as_str()),
+        (Some("TERMINATED"), Some("agree"))
+    );
+    assert!(inst["finishTime"].is_string());
+    let records = inst["operationRecords"].as_array().unwrap();
+    let types: Vec<&str> = records
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "START_PROCESS_INSTANCE",
+            "EXECUTE_TASK_NORMAL",
+            "TERMINATE_PROCESS_INSTANCE"
+        ]
+    );
+    assert_eq!(
+        records[1]["result"], "AGREE",
+        "the history still shows the approval"
+    );
+    assert_eq!(records[2]["userId"], p[9].as_str());
+    assert_eq!(records[2]["remark"], "发票作废，撤销报销");
+    let o = s
+        .oapi(
+            &tok,
+            "/topapi/processinstance/get",
+            json!({"process_instance_id": id}),
+        )
+        .await;
+    assert_eq!(o["process_instance"]["status"], "TERMINATED");
+    assert_eq!(o["process_instance"]["result"], "agree");
+    assert_eq!(
+        o["process_instance"]["operation_records"][2]["operation_type"],
+        "TERMINATE_PROCESS_INSTANCE"
+    );
+    assert_eq!(
+        instance_events(&s, &id).await,
+        [
+            "bpms_instance_change:start".to_owned(),
+            format!("bpms_task_change:start:{}", p[1]),
+            format!("bpms_task_change:finish:{}:agree", p[1]),
+            "bpms_instance_change:finish:agree".to_owned(),
+            "bpms_instance_change:terminate".to_owned(),
+        ]
+    );
+
+    // The revoke event has the shape of a terminate through the v1.0 API.
+    let other = create_expense(&s, &tok, &p[5], one.clone()).await;
+    let (st, _) = s
+        .v1_post(
+            &tok,
+            "/v1.0/workflow/processInstances/terminate",
+            json!({"processInstanceId": other, "isSystem": false, "operatingUserId": p[5], "remark": "撤回"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let ev = s.admin_get("events").await;
+    let terminate_of = |which: &str| -> Value {
+        ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["payload"]["processInstanceId"] == which && e["payload"]["type"] == "terminate"
+            })
+            .unwrap()
+            .clone()
+    };
+    let (revoked, terminated) = (terminate_of(&id), terminate_of(&other));
+    assert_eq!(revoked["event_type"], terminated["event_type"]);
+    let keys =
+        |e: &Value| -> Vec<String> { e["payload"].as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&revoked), keys(&terminated));
+    assert!(revoked["payload"].get("result").is_none());
+
+    // Default operator: the originator. Refusals: already revoked, running, refused, terminated.
+    let (st, e) = admin_call(&s, &format!("approvals/{id}/revoke"), None).await;
+    assert_eq!(st, 409, "{e}");
+    let running = create_expense(&s, &tok, &p[5], one.clone()).await;
+    let (st, e) = admin_call(&s, &format!("approvals/{running}/revoke"), None).await;
+    assert_eq!(st, 409, "{e}");
+    assert_eq!(v1_instance(&s, &tok, &running).await["status"], "RUNNING");
+    let (st, _) = admin_call(&s, &format!("approvals/{running}/refuse"), None).await;
+    assert_eq!(st, 200);
+    let (st, _) = admin_call(&s, &format!("approvals/{running}/revoke"), None).await;
+    assert_eq!(st, 409);
+    let (st, _) = admin_call(&s, &format!("approvals/{other}/revoke"), None).await;
+    assert_eq!(st, 409);
+    let approved = create_expense(&s, &tok, &p[8], one).await;
+    admin_call(&s, &format!("approvals/{approved}/approve"), None).await;
+    let (st, r) = admin_call(&s, &format!("approvals/{approved}/revoke"), None).await;
+    assert_eq!((st, r["operator"].as_str()), (200, Some(p[8].as_str())));
+
+    // listids sees revoked instances as TERMINATED.
+    let (st, v) = s.v1_post(&tok, "/v1.0/workflow/processes/instanceIds/query", json!({
+        "processCode": EXPENSE, "startTime": 0, "nextToken": 0, "maxResults": 20, "statuses": ["TERMINATED"]})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["result"]["list"], json!([id, other, approved]));
+}
+
+/// listids (§3.1 oapi, §3.2 v1.0): `statuses` (RUNNING / TERMINATED / COMPLETED, any mix)
+/// and the time window against each instance's create time (both ends inclusive).
+#[tokio::test]
+async fn listids_statuses_and_create_time_window() {
+    let s = start(DingTalkSandboxConfig::default()).await;
+    s.no_qps_limit().await;
+    let p = people();
+    let day = 86_400_000i64;
+    let t0_secs = 1_767_225_600i64; // 2026-01-01T00:00:00Z
+    let t0 = t0_secs * 1000;
+    let one = json!([{"actionType": "NONE", "userIds": [p[1]]}]);
+    let mut ids = Vec::new();
+    for d in 0..3 {
+        s.admin("clock", json!({"pin": t0_secs + d * 86_400})).await;
+        let tok = s.token().await;
+        ids.push(create_expense(&s, &tok, &p[5], one.clone()).await);
+    }
+    let tok = s.token().await;
+    let (a, b, c) = (&ids[0], &ids[1], &ids[2]);
+    admin_call(&s, &format!("approvals/{a}/approve"), None).await;
+    let (st, _) = s
+        .v1_post(
+            &tok,
+            "/v1.0/workflow/processInstances/terminate",
+            json!({"processInstanceId": b, "isSystem": true, "remark": "x"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let v1 = |body: Value| s.v1_post(&tok, "/v1.0/workflow/processes/instanceIds/query", body);
+    let list = |statuses: Value, start: i64, end: Option<i64>| {
+        let mut body = json!({"processCode": EXPENSE, "startTime": start, "nextToken": 0, "maxResults": 20, "statuses": statuses});
+        if let Some(e) = end {
+            body["endTime"] = json!(e);
+        }
+        let fut = v1(body);
+        async move {
+            let (st, v) = fut.await;
+            assert_eq!(st, 200, "{v}");
+            v["result"]["list"].clone()
+        }
+    };
+    assert_eq!(list(json!(["RUNNING"]), 0, None).await, json!([c]));
+    assert_eq!(list(json!(["COMPLETED"]), 0, None).await, json!([a]));
+    assert_eq!(list(json!(["TERMINATED"]), 0, None).await, json!([b]));
+    assert_eq!(
+        list(json!(["RUNNING", "COMPLETED"]), 0, None).await,
+        json!([a, c])
+    );
+    assert_eq!(list(json!([]), 0, None).await, json!([a, b, c]));
+    // The window: create time within [startTime, endTime].
+    assert_eq!(list(json!([]), t0 + day, None).await, json!([b, c]));
+    assert_eq!(list(json!([]), t0 + day + 1, None).await, json!([c]));
+    assert_eq!(list(json!([]), t0, Some(t0 + day)).await, json!([a, b]));
+    assert_eq!(
+        list(json!(["TERMINATED", "RUNNING"]), t0 + day, Some(t0 + day)).await,
+        json!([b])
+    );
+    assert_eq!(list(json!([]), t0 + 3 * day, None).await, json!([]));
+    // Refusals.
+    let (st, e) = v1(json!({"processCode": EXPENSE, "startTime": 0, "nextToken": 0, "maxResults": 20, "statuses": ["DONE"]})).await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (400, Some("invalidParameter")),
+        "{e}"
+    );
+    let (st, e) =
+        v1(json!({"processCode": EXPENSE, "startTime": 0, "nextToken": -1, "maxResults": 20}))
+            .await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (400, Some("invalidNextToken")),
+        "{e}"
+    );
+    let (st, e) = v1(json!({"processCode": EXPENSE, "nextToken": 0, "maxResults": 20})).await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (400, Some("invalidInstanceListIdsStartTime")),
+        "{e}"
+    );
+    let (st, e) = v1(json!({"processCode": EXPENSE, "startTime": t0, "endTime": t0 + 121 * day, "nextToken": 0, "maxResults": 20})).await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (400, Some("invalidEndTime")),
+        "{e}"
+    );
+
+    // oapi: the same window on start_time / end_time.
+    let oapi = |body: Value| s.oapi(&tok, "/topapi/processinstance/listids", body);
+    let r = oapi(json!({"process_code": EXPENSE, "start_time": t0 + day, "size": 20, "cursor": 0}))
+        .await;
+    assert_eq!(r["result"]["list"], json!([b, c]), "{r}");
+    let r = oapi(json!({"process_code": EXPENSE, "start_time": (t0 + day).to_string(), "end_time": (t0 + day).to_string()})).await;
+    assert_eq!(r["result"]["list"], json!([b]), "{r}");
+    let r =
+        oapi(json!({"process_code": EXPENSE, "start_time": t0, "end_time": t0 + 121 * day})).await;
+    assert_eq!(r["errcode"], 400002, "{r}");
+    let r = oapi(json!({"process_code": EXPENSE})).await;
+    assert_eq!(r["errcode"], 40035, "{r}");
+}

@@ -769,3 +769,238 @@ async fn seed_without_org_and_generated_seed() {
     assert_eq!(st["forms"]["BD_Department"], 100);
     assert_eq!(st["forms"]["BD_Empinfo"], 2_000);
 }
+
+/// An expense claim with two entry rows (FYXM01): Save → Submit → Audit takes
+/// `FDocumentStatus` A → B → C (View and ExecuteBillQuery agree); an audited bill cannot be
+/// deleted; UnAudit returns it to D (重新审核, protocol §2.3), where Delete works; an
+/// unaudited (A) bill is deleted at once.
+#[tokio::test]
+async fn expense_claim_two_rows_submit_audit_unaudit_delete() {
+    let sb = logged_in(KingdeeSandboxConfig::default()).await;
+    let model = json!({"Model": {
+        "FBillTypeID": {"FNumber": "FYBXD001_SYS"},
+        "FDate": "2026-04-01",
+        "FOrgID": org(),
+        "FProposerID": {"FSTAFFNUMBER": "E0002"},
+        "FRequestDeptID": {"FNumber": "BM00005"},
+        "FCurrencyID": {"FNumber": "PRE001"},
+        "FCausa": "北京出差（客户验收）",
+        "FEntity": [
+            {"FExpID": {"FNumber": "FYXM01"}, "FExpenseAmount": 1280.5},
+            {"FExpID": {"FNumber": "FYXM01"}, "FExpenseAmount": "399.50"},
+        ],
+    }});
+    let r = sb
+        .op("Save", json!(["ER_ExpReimbursement", model.clone()]))
+        .await;
+    assert_ok(&r);
+    let no = r["Result"]["Number"].as_str().unwrap().to_owned();
+    let numbers = json!({"Numbers": [no]});
+    let view = || sb.op("View", json!(["ER_ExpReimbursement", {"Number": no}]));
+    let query_status = || {
+        sb.op(
+            "ExecuteBillQuery",
+            json!([{"FormId": "ER_ExpReimbursement", "FieldKeys": "FBillNo,FDocumentStatus",
+                    "FilterString": format!("FBillNo = '{no}'")}]),
+        )
+    };
+    let v = view().await;
+    let bill = &v["Result"]["Result"];
+    assert_eq!(bill["DocumentStatus"], "A");
+    assert_eq!(bill["ExpAmountSum"], 1680);
+    let rows = bill["ER_ExpenseReimbEntry"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["ExpID"]["Number"], "FYXM01");
+    assert_eq!(rows[0]["ExpID"]["Name"][0]["Value"], "差旅费");
+    assert_eq!(
+        (rows[0]["Seq"].as_i64(), rows[1]["Seq"].as_i64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(query_status().await, json!([[no, "A"]]));
+
+    for (op, after) in [("Submit", "B"), ("Audit", "C")] {
+        let r = sb.op(op, json!(["ER_ExpReimbursement", numbers])).await;
+        assert_ok(&r);
+        assert_eq!(status(&r)["SuccessEntitys"][0]["Number"], no.as_str());
+        assert_eq!(view().await["Result"]["Result"]["DocumentStatus"], after);
+        assert_eq!(query_status().await, json!([[no, after]]));
+    }
+    // Audited: Delete is refused with the observed message (§2.3), the bill stays.
+    assert_eq!(
+        assert_err(
+            &sb.op("Delete", json!(["ER_ExpReimbursement", numbers]))
+                .await,
+            11
+        ),
+        "只能删除创建，暂存，重新审核状态的数据!"
+    );
+    assert_eq!(query_status().await, json!([[no, "C"]]));
+    // UnAudit: C → D (重新审核), not back to A.
+    assert_ok(
+        &sb.op("UnAudit", json!(["ER_ExpReimbursement", numbers]))
+            .await,
+    );
+    assert_eq!(query_status().await, json!([[no, "D"]]));
+    // A second UnAudit is refused (only audited data can be un-audited).
+    assert_err(
+        &sb.op("UnAudit", json!(["ER_ExpReimbursement", numbers]))
+            .await,
+        11,
+    );
+    // D can be submitted and audited again, un-audited, then deleted.
+    for op in ["Submit", "Audit", "UnAudit"] {
+        assert_ok(&sb.op(op, json!(["ER_ExpReimbursement", numbers])).await);
+    }
+    assert_ok(
+        &sb.op("Delete", json!(["ER_ExpReimbursement", numbers]))
+            .await,
+    );
+    assert_eq!(query_status().await, json!([]));
+    assert_err(&view().await, 10);
+
+    // An unaudited (A) bill is deleted at once.
+    let r = sb.op("Save", json!(["ER_ExpReimbursement", model])).await;
+    assert_ok(&r);
+    let id = r["Result"]["Id"].as_i64().unwrap();
+    assert_ok(
+        &sb.op(
+            "Delete",
+            json!(["ER_ExpReimbursement", {"Ids": id.to_string()}]),
+        )
+        .await,
+    );
+    assert_err(
+        &sb.op("View", json!(["ER_ExpReimbursement", {"Id": id}]))
+            .await,
+        10,
+    );
+}
+
+/// The extension field `F_DDInstanceId` (钉钉审批实例) on ER_ExpReimbursement and GL_VOUCHER:
+/// saved, shown by View under its own key, returned by ExecuteBillQuery and BillQuery in
+/// `FieldKeys`, usable in `FilterString` (`=`, `in`, `is null`, condition array), and listed
+/// by QueryBusinessInfo with its caption.
+#[tokio::test]
+async fn extension_field_dd_instance_id() {
+    let sb = logged_in(KingdeeSandboxConfig::default()).await;
+    let mut saved = Vec::new();
+    for inst in ["abc", "proc-inst-0002", ""] {
+        let mut m = reimbursement("钉钉审批同步", &[88.0, 12.0]);
+        if !inst.is_empty() {
+            m["Model"]["F_DDInstanceId"] = json!(inst);
+        }
+        let r = sb.op("Save", json!(["ER_ExpReimbursement", m])).await;
+        assert_ok(&r);
+        saved.push(r["Result"]["Number"].as_str().unwrap().to_owned());
+    }
+    let q = |filter: Value| {
+        sb.op(
+            "ExecuteBillQuery",
+            json!([{"FormId": "ER_ExpReimbursement",
+                    "FieldKeys": "FBillNo,F_DDInstanceId,FDocumentStatus,FExpAmountSum",
+                    "FilterString": filter, "OrderString": "FBillNo"}]),
+        )
+    };
+    assert_eq!(
+        q(json!("F_DDInstanceId = 'abc'")).await,
+        json!([[saved[0], "abc", "A", 100]])
+    );
+    assert_eq!(
+        q(json!(
+            "F_DDInstanceId in ('abc','proc-inst-0002') and FDocumentStatus = 'A'"
+        ))
+        .await
+        .as_array()
+        .unwrap()
+        .len(),
+        2
+    );
+    assert_eq!(
+        q(json!("F_DDInstanceId is null")).await,
+        json!([[saved[2], null, "A", 100]])
+    );
+    assert_eq!(q(json!("F_DDInstanceId = 'nope'")).await, json!([]));
+    // Keys bind without case, like every field key.
+    assert_eq!(
+        q(json!("f_ddinstanceid = 'proc-inst-0002'")).await[0][0],
+        saved[1].as_str()
+    );
+    assert_eq!(
+        q(
+            json!([{"Left": "", "FieldName": "F_DDInstanceId", "Compare": "67", "Value": "abc",
+                  "Right": "", "Logic": 0}])
+        )
+        .await[0][1],
+        "abc"
+    );
+    // Entry fields next to it: one row per entry row, the header value on each.
+    let rows = sb
+        .op(
+            "ExecuteBillQuery",
+            json!([{"FormId": "ER_ExpReimbursement", "FieldKeys": "F_DDInstanceId,FExpID.FNumber,FExpenseAmount",
+                    "FilterString": "F_DDInstanceId = 'abc'"}]),
+        )
+        .await;
+    assert_eq!(rows, json!([["abc", "FYXM01", 88], ["abc", "FYXM01", 12]]));
+    let r = sb
+        .op(
+            "BillQuery",
+            json!([{"FormId": "ER_ExpReimbursement", "FieldKeys": "FBillNo,F_DDInstanceId",
+                    "FilterString": "F_DDInstanceId = 'abc'"}]),
+        )
+        .await;
+    assert_eq!(r, json!([{"FBillNo": saved[0], "F_DDInstanceId": "abc"}]));
+    let v = sb
+        .op("View", json!(["ER_ExpReimbursement", {"Number": saved[0]}]))
+        .await;
+    assert_eq!(v["Result"]["Result"]["F_DDInstanceId"], "abc");
+    // It survives Submit/Audit and an update that does not name it.
+    for op in ["Submit", "Audit"] {
+        assert_ok(
+            &sb.op(op, json!(["ER_ExpReimbursement", {"Numbers": [saved[0]]}]))
+                .await,
+        );
+    }
+    assert_eq!(
+        q(json!("F_DDInstanceId = 'abc'")).await,
+        json!([[saved[0], "abc", "C", 100]])
+    );
+
+    // GL_VOUCHER.
+    let voucher = json!({"Model": {
+    "FDate": "2026-04-30", "FYear": 2026, "FPeriod": 4, "FVoucherGroupID": {"FNumber": "PRE001"},
+    "F_DDInstanceId": "abc",
+    "FEntity": [
+        {"FExplanation": "钉钉审批报销", "FAccountID": {"FNumber": "6602"}, "FDebit": 100},
+        {"FExplanation": "钉钉审批报销", "FAccountID": {"FNumber": "1002"}, "FCredit": 100},
+    ]}});
+    let r = sb.op("Save", json!(["GL_VOUCHER", voucher])).await;
+    assert_ok(&r);
+    let vno = r["Result"]["Number"].as_str().unwrap().to_owned();
+    let rows = sb
+        .op(
+            "ExecuteBillQuery",
+            json!([{"FormId": "GL_VOUCHER", "FieldKeys": "FBillNo,F_DDInstanceId",
+                    "FilterString": "F_DDInstanceId = 'abc'"}]),
+        )
+        .await;
+    assert_eq!(rows, json!([[vno, "abc"]]));
+    let v = sb.op("View", json!(["GL_VOUCHER", {"Number": vno}])).await;
+    assert_eq!(v["Result"]["Result"]["F_DDInstanceId"], "abc");
+
+    // Metadata: a header text field with its caption, on both forms.
+    for form in ["ER_ExpReimbursement", "GL_VOUCHER"] {
+        let r = sb.op("QueryBusinessInfo", json!([{"FormId": form}])).await;
+        assert_ok(&r);
+        let head = &r["Result"]["NeedReturnData"]["Entrys"][0];
+        assert_eq!(head["EntityType"], "HeadEntity");
+        let field = head["Fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["Key"] == "F_DDInstanceId")
+            .unwrap_or_else(|| panic!("{form}: {head}"));
+        assert_eq!(field["Name"][0]["Value"], "钉钉审批实例");
+        assert_eq!(field["MustInput"], false);
+    }
+}

@@ -5,13 +5,14 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::approval::AdminRefusal;
 use super::login::CodeKind;
 use super::robot::RobotConfig;
 use super::{CallbackConfig, DingTalkSandbox};
@@ -30,6 +31,9 @@ pub fn routes() -> Router<DingTalkSandbox> {
         .route("/events", get(events))
         .route("/messages", get(messages))
         .route("/instances", get(instances))
+        .route("/approvals/{id}/approve", post(approve_instance))
+        .route("/approvals/{id}/refuse", post(refuse_instance))
+        .route("/approvals/{id}/revoke", post(revoke_instance))
         .route("/bans", get(bans))
         .route("/bans/clear", post(clear_bans))
         .route("/stream/connections", get(stream_connections))
@@ -296,6 +300,71 @@ async fn messages(State(sb): State<DingTalkSandbox>) -> Json<Value> {
 
 async fn instances(State(sb): State<DingTalkSandbox>) -> Json<Value> {
     Json(json!({"instances": sb.instances()}))
+}
+
+fn refused(r: AdminRefusal) -> Response {
+    let (status, message) = match r {
+        AdminRefusal::NotFound(m) => (StatusCode::NOT_FOUND, m),
+        AdminRefusal::Conflict(m) => (StatusCode::CONFLICT, m),
+        AdminRefusal::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+    };
+    (status, Json(json!({"ok": false, "error": message}))).into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecideReq {
+    remark: Option<String>,
+}
+
+/// Agrees every remaining task, as its approver, through the v1.0 execute path.
+async fn approve_instance(
+    State(sb): State<DingTalkSandbox>,
+    Path(id): Path<String>,
+    body: Option<Json<DecideReq>>,
+) -> Response {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    match sb.admin_decide(&id, true, req.remark.as_deref().unwrap_or("")) {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => refused(r),
+    }
+}
+
+/// Refuses the first remaining task (which ends the instance COMPLETED + refuse).
+async fn refuse_instance(
+    State(sb): State<DingTalkSandbox>,
+    Path(id): Path<String>,
+    body: Option<Json<DecideReq>>,
+) -> Response {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    match sb.admin_decide(&id, false, req.remark.as_deref().unwrap_or("")) {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => refused(r),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RevokeReq {
+    operator: Option<String>,
+    remark: Option<String>,
+}
+
+/// Revokes (撤销) an approved instance: COMPLETED + agree → TERMINATED.
+async fn revoke_instance(
+    State(sb): State<DingTalkSandbox>,
+    Path(id): Path<String>,
+    body: Option<Json<RevokeReq>>,
+) -> Response {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    match sb.admin_revoke(
+        &id,
+        req.operator.as_deref(),
+        req.remark.as_deref().unwrap_or(""),
+    ) {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => refused(r),
+    }
 }
 
 async fn bans(State(sb): State<DingTalkSandbox>) -> Json<Value> {

@@ -6,7 +6,14 @@
 //! Flow: an instance has sequential steps; each step is `NONE` (one approver), `AND` (all
 //! must agree) or `OR` (one agreement suffices, the other tasks are CANCELED). A refusal
 //! ends the instance (COMPLETED + refuse); the last step's agreement ends it (COMPLETED +
-//! agree); terminate ends it (TERMINATED, running tasks CANCELED).
+//! agree); terminate ends it (TERMINATED, running tasks CANCELED). A comment (ALI-SDK
+//! `AddProcessInstanceComment`) only adds an `ADD_REMARK` operation record.
+//!
+//! The admin API (`/_sandbox/dingtalk/approvals/{id}/…`) can also approve or refuse every
+//! remaining task through the same path as the v1.0 execute API
+//! ([`DingTalkSandbox::admin_decide`]) and revoke an approved instance
+//! ([`DingTalkSandbox::admin_revoke`]: COMPLETED + agree → TERMINATED, result kept), which the
+//! public terminate API refuses.
 
 use std::collections::HashSet;
 
@@ -665,10 +672,139 @@ impl DingTalkSandbox {
         Ok(())
     }
 
+    /// A comment (评论, ALI-SDK `AddProcessInstanceComment`): an `ADD_REMARK` record by
+    /// `user` with `text` as its remark, on an instance in any status. No event.
+    fn comment_instance(&self, id: &str, text: &str, user: &str) -> Result<(), ApiError> {
+        let now = self.now_ms();
+        if self.approvals().get(id).is_none() {
+            return Err(not_exist());
+        }
+        if text.trim().is_empty() {
+            return Err(v1_err("invalidParameter", "text不能为空"));
+        }
+        if user.is_empty() {
+            return Err(v1_err("invalidParameter", "commentUserId不能为空"));
+        }
+        if !self.org().users.contains_key(user) {
+            return Err(v1_err("invalidParameter", format!("评论人不存在：{user}")));
+        }
+        let mut a = self.approvals();
+        let inst = a.get_mut(id).ok_or_else(not_exist)?;
+        inst.records.push(Record {
+            userid: user.into(),
+            date_ms: now,
+            op_type: "ADD_REMARK".into(),
+            op_result: "NONE".into(),
+            remark: text.into(),
+        });
+        Ok(())
+    }
+
+    /// Admin: agree (or refuse) every remaining task in task order, each as its approver,
+    /// through the v1.0 execute path (same records and events, task by task), until the
+    /// instance is finished. Answers the instance's end state and the executed tasks.
+    pub fn admin_decide(&self, id: &str, agree: bool, remark: &str) -> Result<Value, AdminRefusal> {
+        let mut executed = Vec::new();
+        loop {
+            let next = {
+                let a = self.approvals();
+                let inst = a
+                    .get(id)
+                    .ok_or_else(|| AdminRefusal::NotFound(format!("no approval instance {id}")))?;
+                if inst.status != "RUNNING" {
+                    if executed.is_empty() {
+                        return Err(AdminRefusal::Conflict(format!(
+                            "approval instance {id} is already finished ({} {})",
+                            inst.status, inst.result
+                        )));
+                    }
+                    return Ok(json!({
+                        "ok": true, "id": id, "status": inst.status, "result": inst.result,
+                        "executed": executed,
+                    }));
+                }
+                inst.tasks
+                    .iter()
+                    .filter(|t| t.status == "RUNNING")
+                    .min_by_key(|t| t.task_id)
+                    .map(|t| (t.task_id, t.userid.clone()))
+            };
+            let Some((task_id, userid)) = next else {
+                return Err(AdminRefusal::Conflict(format!(
+                    "approval instance {id} is running but has no running task"
+                )));
+            };
+            self.execute_task(id, task_id, &userid, agree, remark)
+                .map_err(|e| AdminRefusal::Conflict(e.message))?;
+            executed.push(json!({"task_id": task_id, "userid": userid}));
+        }
+    }
+
+    /// Admin: revoke (撤销) an approved instance: COMPLETED + agree becomes TERMINATED with
+    /// its result kept (`agree`, so the history shows it was approved), a
+    /// `TERMINATE_PROCESS_INSTANCE` record by `operator` (default: the originator), and the
+    /// same `bpms_instance_change` `terminate` event as the v1.0 terminate API. Running,
+    /// refused or terminated instances are refused (running ones are terminated through the
+    /// public API).
+    pub fn admin_revoke(
+        &self,
+        id: &str,
+        operator: Option<&str>,
+        remark: &str,
+    ) -> Result<Value, AdminRefusal> {
+        if let Some(op) = operator
+            && !self.org().users.contains_key(op)
+        {
+            return Err(AdminRefusal::BadRequest(format!("no user {op}")));
+        }
+        let now = self.now_ms();
+        let mut emits: Emits = Vec::new();
+        let answer = {
+            let mut a = self.approvals();
+            let inst = a
+                .get_mut(id)
+                .ok_or_else(|| AdminRefusal::NotFound(format!("no approval instance {id}")))?;
+            if inst.status != "COMPLETED" || inst.result != "agree" {
+                return Err(AdminRefusal::Conflict(format!(
+                    "only an approved instance (COMPLETED agree) can be revoked; {id} is {} {}",
+                    inst.status, inst.result
+                )));
+            }
+            let operator = operator.map_or_else(|| inst.originator.clone(), str::to_owned);
+            cancel_running(inst, now, &mut emits);
+            inst.status = "TERMINATED".into();
+            inst.finish_ms = Some(now);
+            inst.records.push(Record {
+                userid: operator.clone(),
+                date_ms: now,
+                op_type: "TERMINATE_PROCESS_INSTANCE".into(),
+                op_result: "NONE".into(),
+                remark: remark.into(),
+            });
+            emits.push(("bpms_instance_change", instance_event(inst, "terminate")));
+            json!({
+                "ok": true, "id": id, "status": inst.status, "result": inst.result,
+                "operator": operator,
+            })
+        };
+        for (ty, data) in emits {
+            self.emit(ty, data);
+        }
+        Ok(answer)
+    }
+
     /// Instances (admin `GET state`).
     pub fn instances(&self) -> Vec<Instance> {
         self.approvals().instances.clone()
     }
+}
+
+/// Why an admin approval action was refused (admin API: 404, 409, 400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRefusal {
+    NotFound(String),
+    Conflict(String),
+    BadRequest(String),
 }
 
 fn not_exist() -> ApiError {
@@ -1117,6 +1253,21 @@ pub fn v1_terminate(c: &Ctx) -> Result<Value, ApiError> {
     Ok(json!({"result": true, "success": true}))
 }
 
+/// `POST /v1.0/workflow/processInstances/comments` `{processInstanceId, text, commentUserId,
+/// file?}` (ALI-SDK `workflow_1_0` `AddProcessInstanceComment`; not in the protocol notes):
+/// `{"result": true, "success": true}`. `file` (photos, attachments) is accepted and ignored.
+pub fn v1_comment(c: &Ctx) -> Result<Value, ApiError> {
+    let p = &c.params;
+    let id = p
+        .str_opt("processInstanceId")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| v1_err("invalidParameter", "processInstanceId不能为空"))?;
+    let text = p.str_opt("text").unwrap_or_default();
+    let user = p.str_opt("commentUserId").unwrap_or_default();
+    c.sb.comment_instance(&id, &text, &user)?;
+    Ok(json!({"result": true, "success": true}))
+}
+
 /// §3.2 instanceIds/query: maxResults ≤ 20, userIds ≤ 10, window ≤ 120 days.
 pub fn v1_listids(c: &Ctx) -> Result<Value, ApiError> {
     let p = &c.params;
@@ -1145,14 +1296,27 @@ pub fn v1_listids(c: &Ctx) -> Result<Value, ApiError> {
         .ok()
         .flatten()
         .ok_or_else(|| v1_err("invalidMaxResults", "maxResults不能为空"))?;
-    if !(1..=20).contains(&max) || next < 0 {
+    if next < 0 {
+        return Err(v1_err("invalidNextToken", "nextToken不合法"));
+    }
+    if !(1..=20).contains(&max) {
         return Err(v1_err("invalidMaxResults", "maxResults取值1~20"));
     }
     let users = p.list_opt("userIds").unwrap_or_default();
     if users.len() > 10 {
         return Err(v1_err("invalidUserIds", "userIds最多10个"));
     }
+    // §3.1 / §3.2 instance statuses; anything else is refused rather than matching nothing.
     let statuses = p.list_opt("statuses").unwrap_or_default();
+    if let Some(bad) = statuses
+        .iter()
+        .find(|s| !["NEW", "RUNNING", "TERMINATED", "COMPLETED", "CANCELED"].contains(&s.as_str()))
+    {
+        return Err(v1_err(
+            "invalidParameter",
+            format!("statuses取值RUNNING/TERMINATED/COMPLETED：{bad}"),
+        ));
+    }
     let (list, next) = list_ids(
         c,
         &code,

@@ -183,6 +183,12 @@ static ROUTES: &[Route] = &[
     ),
     r(
         "P",
+        "/v1.0/workflow/processInstances/comments",
+        false,
+        approval::v1_comment,
+    ),
+    r(
+        "P",
         "/v1.0/workflow/processes/instanceIds/query",
         false,
         approval::v1_listids,

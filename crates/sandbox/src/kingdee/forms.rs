@@ -91,6 +91,13 @@ const DEPT: FieldType = Ref("BD_Department");
 const EMP: FieldType = Ref("BD_Empinfo");
 const CUR: FieldType = Ref("BD_Currency");
 
+/// A customer extension field (扩展字段, protocol §3: custom keys look like `F_xxx`) that
+/// carries the DingTalk approval instance a bill came from, on `ER_ExpReimbursement` and
+/// `GL_VOUCHER`. View shows it under its own key (no `F` is dropped from `F_…` keys).
+pub const DD_INSTANCE_FIELD: &str = "F_DDInstanceId";
+/// Its caption.
+pub const DD_INSTANCE_CAPTION: &str = "钉钉审批实例";
+
 const fn simple_base(id: &'static str, caption: &'static str) -> FormDef {
     FormDef {
         id,
@@ -259,6 +266,7 @@ pub static FORMS: &[FormDef] = &[
             f("FCONTACTUNITTYPE", "往来单位类型", Text),
             f("FCONTACTUNIT", "往来单位", Any),
             f("FRecInvInfo", "收票信息", Text),
+            f(DD_INSTANCE_FIELD, DD_INSTANCE_CAPTION, Text),
         ],
         entries: &[EntryDef {
             key: "FEntity",
@@ -291,6 +299,7 @@ pub static FORMS: &[FormDef] = &[
             f("FAccountBookID", "账簿", Any),
             f("FVoucherGroupID", "凭证字", Any),
             f("FAttachments", "附件数", Integer),
+            f(DD_INSTANCE_FIELD, DD_INSTANCE_CAPTION, Text),
         ],
         entries: &[EntryDef {
             key: "FEntity",
