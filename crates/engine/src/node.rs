@@ -107,9 +107,19 @@ impl Node {
         let now = crate::clock::now_ms();
         let mut out = Vec::new();
         for f in self.config.flows.values().filter(|f| f.enabled) {
-            // org_sync reconciles every 10 minutes unless the flow says otherwise.
-            let default = (f.recipe == crate::orgsync::RECIPE)
-                .then(|| crate::orgsync::DEFAULT_SCHEDULE.to_owned());
+            // org_sync reconciles every 10 minutes, the approval flows poll for missed events
+            // every 5, unless the flow says otherwise.
+            let default = match f.recipe.as_str() {
+                crate::orgsync::RECIPE => Some(crate::orgsync::DEFAULT_SCHEDULE),
+                crate::approvals::bridge::RECIPE => {
+                    Some(crate::approvals::bridge::DEFAULT_SCHEDULE)
+                }
+                crate::approvals::document::RECIPE => {
+                    Some(crate::approvals::document::DEFAULT_SCHEDULE)
+                }
+                _ => None,
+            }
+            .map(str::to_owned);
             let Some(expr) = f.schedule.clone().or(default) else {
                 continue;
             };

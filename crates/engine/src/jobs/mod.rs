@@ -10,8 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::approvals::outbox;
 use store::{
-    Checkpoint, ErrorClass, Job, Link, NewIdentity, NewJob, NewTransfer, Store, StoreError, StoreTx,
+    ApprovalUpdate, Checkpoint, ErrorClass, Job, Link, NewDelivery, NewIdentity, NewJob,
+    NewTransfer, NewWebhookMessage, Store, StoreError, StoreTx, WebhookMessageStatus,
 };
 
 /// Why an attempt failed, classed for the retry policy (DESIGN §6).
@@ -66,6 +69,29 @@ impl From<StoreError> for JobError {
     }
 }
 
+impl From<dingtalk::Error> for JobError {
+    fn from(e: dingtalk::Error) -> Self {
+        if e.is_retryable() {
+            JobError::Retryable {
+                message: format!("DingTalk: {e}"),
+                retry_after: e.retry_after(),
+            }
+        } else {
+            JobError::permanent(format!("DingTalk: {e}"))
+        }
+    }
+}
+
+impl From<kingdee::KingdeeError> for JobError {
+    fn from(e: kingdee::KingdeeError) -> Self {
+        if e.is_retryable() {
+            JobError::retryable(format!("Kingdee: {e}"))
+        } else {
+            JobError::permanent(format!("Kingdee: {e}"))
+        }
+    }
+}
+
 /// Records a successful attempt leaves behind, committed atomically with the ack.
 #[derive(Debug, Default, Clone)]
 pub struct JobEffects {
@@ -77,6 +103,30 @@ pub struct JobEffects {
     pub enqueue: Vec<NewJob>,
     /// Inbox events this job has handled: (connection, event id).
     pub processed_events: Vec<(String, String)>,
+    /// Approvals whose state changed.
+    pub approvals: Vec<ApprovalUpdate>,
+    /// Webhook attempts made.
+    pub deliveries: Vec<NewDelivery>,
+    /// Messages added to or delivered from the webhook outbox.
+    pub outbox: Vec<OutboxEffect>,
+}
+
+/// A change to the webhook outbox; writing it enqueues the delivery that comes next, so the
+/// messages of one subject go out one at a time, in order.
+#[derive(Debug, Clone)]
+pub enum OutboxEffect {
+    /// A new message; delivered at once when nothing of its subject waits before it.
+    Add {
+        message: NewWebhookMessage,
+        /// The flow whose retry schedule its delivery follows.
+        flow: Option<String>,
+    },
+    /// A message was delivered after `attempts`; the next one of its subject goes next.
+    Delivered {
+        message_id: String,
+        attempts: i32,
+        flow: Option<String>,
+    },
 }
 
 impl JobEffects {
@@ -99,6 +149,42 @@ impl JobEffects {
         }
         for (connection, event_id) in &self.processed_events {
             tx.mark_event_processed(connection, event_id, now).await?;
+        }
+        for a in &self.approvals {
+            tx.update_approval(a).await?;
+        }
+        for d in &self.deliveries {
+            tx.record_delivery(d).await?;
+        }
+        for o in &self.outbox {
+            match o {
+                OutboxEffect::Add { message, flow } => {
+                    if let Some(added) = tx.add_webhook_message(message).await?
+                        && added.is_head
+                    {
+                        let job = outbox::delivery_job(&added.message, flow.as_deref(), 0, now);
+                        tx.enqueue(&job).await?;
+                    }
+                }
+                OutboxEffect::Delivered {
+                    message_id,
+                    attempts,
+                    flow,
+                } => {
+                    let next = tx
+                        .finish_webhook_message(
+                            message_id,
+                            WebhookMessageStatus::Delivered,
+                            *attempts,
+                            now,
+                        )
+                        .await?;
+                    if let Some(next) = next {
+                        let job = outbox::delivery_job(&next, flow.as_deref(), 0, now);
+                        tx.enqueue(&job).await?;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -128,6 +214,17 @@ pub struct HandlerRegistry {
     recipes: std::collections::BTreeSet<String>,
     /// Flows that want inbound events (the `dingtalk.event` handler hands events to them).
     subscribers: Vec<Arc<dyn inbox::EventSubscriber>>,
+    /// The approval flows (the REST API starts approvals through them).
+    approvals: crate::approvals::recipe::ApprovalFlows,
+}
+
+/// Why the job kinds of a configuration cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    OrgSync(#[from] crate::orgsync::SetupError),
+    #[error(transparent)]
+    Approvals(#[from] crate::approvals::recipe::ApprovalSetupError),
 }
 
 impl HandlerRegistry {
@@ -149,11 +246,19 @@ impl HandlerRegistry {
         config: &crate::config::Config,
         store: Arc<dyn Store>,
         limiters: &limits::LimiterRegistry,
-    ) -> Result<Self, crate::orgsync::SetupError> {
+    ) -> Result<Self, SetupError> {
         let mut r = Self::with_builtins();
-        let syncs = crate::orgsync::build_syncs(config, store, limiters).await?;
+        let syncs = crate::orgsync::build_syncs(config, Arc::clone(&store), limiters).await?;
         crate::orgsync::register(&mut r, syncs);
+        let approvals = crate::approvals::recipe::build_approval_flows(config, store, limiters)?;
+        crate::approvals::recipe::register(&mut r, config, &approvals)?;
+        r.approvals = approvals;
         Ok(r)
+    }
+
+    /// The approval flows built by [`HandlerRegistry::for_config`].
+    pub fn approval_flows(&self) -> &crate::approvals::recipe::ApprovalFlows {
+        &self.approvals
     }
 
     /// Hand inbound events to these flows too.

@@ -221,17 +221,6 @@ impl JobHandler for OrgSyncEntity {
     }
 }
 
-fn dingtalk_error(e: dingtalk::Error) -> JobError {
-    if e.is_retryable() {
-        JobError::Retryable {
-            message: format!("DingTalk: {e}"),
-            retry_after: e.retry_after(),
-        }
-    } else {
-        JobError::permanent(format!("DingTalk: {e}"))
-    }
-}
-
 /// Read the entity from DingTalk, then write it (or disable it when DingTalk no longer has
 /// it). The effects are returned for the worker to commit with the ack.
 pub async fn sync_entity(
@@ -247,7 +236,7 @@ pub async fn sync_entity(
     let (source, person) = match r.entity {
         Entity::User => match fetch_user(&sync.source, &r.id)
             .await
-            .map_err(dingtalk_error)?
+            .map_err(JobError::from)?
         {
             Some(u) => (Some(user_record(&u)), Some(u)),
             None => (None, None),
@@ -261,7 +250,7 @@ pub async fn sync_entity(
             })?;
             let node = fetch_department(&sync.source, id, o.root, o.include_root)
                 .await
-                .map_err(dingtalk_error)?;
+                .map_err(JobError::from)?;
             (node.map(|n| n.source_record()), None)
         }
     };
@@ -384,7 +373,7 @@ pub async fn sync_entity(
                     sync.source.department_list_sub(dingtalk::DeptId(id))
                 })
                 .await
-                .map_err(dingtalk_error)?;
+                .map_err(JobError::from)?;
                 for c in children {
                     effects.enqueue.push(
                         NewJob::new(
