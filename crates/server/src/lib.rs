@@ -1,7 +1,10 @@
-//! The HTTP face of a node (axum): `/healthz`, `/readyz`, `/metrics`, and DingTalk's HTTP
-//! callbacks (`/callbacks/dingtalk/{connection}`); the Stream consumer, the REST API with
-//! OpenAPI, SSO/OIDC and the console come with later issues. Handlers translate between HTTP and the engine/store; no business logic lives here.
+//! The HTTP face of a node (axum): `/healthz`, `/readyz`, `/metrics`, DingTalk's HTTP
+//! callbacks (`/callbacks/dingtalk/{connection}`), the Stream consumer, and the REST API of
+//! in-house systems (`/api/v1`, with its OpenAPI document); SSO/OIDC and the console come with
+//! later issues. Handlers translate between HTTP and the engine/store; no business logic lives
+//! here.
 
+pub mod api;
 pub mod callbacks;
 mod ops;
 pub mod stream;
@@ -25,6 +28,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Callback crypto per DingTalk connection that has callback keys.
     pub dingtalk_callbacks: callbacks::DingTalkCallbacks,
+    /// The approval flows the REST API starts and cancels approvals through.
+    pub approvals: engine::approvals::recipe::ApprovalFlows,
 }
 
 /// All routes of a node.
@@ -37,6 +42,7 @@ pub fn router(state: AppState) -> Router {
             "/callbacks/dingtalk/{connection}",
             post(callbacks::dingtalk),
         )
+        .nest("/api/v1", api::routes())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

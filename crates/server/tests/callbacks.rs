@@ -30,6 +30,7 @@ fn app(store: Arc<dyn Store>) -> axum::Router {
         store,
         metrics: None,
         dingtalk_callbacks: Arc::new(keys),
+        approvals: Default::default(),
     })
 }
 

@@ -40,6 +40,7 @@ pub async fn serve(
         .await
         .map_err(|e| input_error(lang, &e.to_string()))?;
     let streams = stream_clients(&cfg, &limiters).map_err(|e| Failure::input(e.to_string()))?;
+    let approvals = handlers.approval_flows().clone();
     let node = Node::new(Arc::clone(&store), cfg, handlers)
         .map_err(|e| input_error(lang, &e.to_string()))?;
     node.register(engine::clock::now_ms())
@@ -62,6 +63,7 @@ pub async fn serve(
         store: Arc::clone(&store),
         metrics,
         dingtalk_callbacks,
+        approvals,
     };
     let http = tokio::spawn(server::serve(listener, state, shutdown.clone()));
     for (name, client) in streams {

@@ -1,0 +1,171 @@
+//! The webhook messages of an approval and their delivery attempts, and redelivery.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use engine::approvals::outbox::{self, RedeliverError};
+use store::{Delivery, now_ms};
+
+use super::error::ApiError;
+use super::schema::{ApprovalDeliveries, AttemptView, ErrorBody, MessageDeliveries, MessageView};
+use super::{Answer, auth, idempotency};
+use crate::AppState;
+
+/// How many recent attempts of an endpoint are searched for a message's attempts.
+const ATTEMPTS_SCANNED: i64 = 10_000;
+
+/// The webhook messages of an approval (推送记录).
+///
+/// In delivery order, each with its status, attempts and every attempt's answer.
+#[utoipa::path(
+    get,
+    path = "/api/v1/approvals/{id}/deliveries",
+    tag = "deliveries",
+    operation_id = "approval_deliveries",
+    params(("id" = String, Path, description = "The hub's approval id, `apv_…`")),
+    responses(
+        (status = 200, description = "The approval's messages", body = ApprovalDeliveries),
+        (status = 401, description = "Missing, malformed, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks `approvals:read`", body = ErrorBody),
+        (status = 404, description = "No such approval", body = ErrorBody),
+        (status = 503, description = "The hub's database is unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+pub async fn of_approval(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Answer, ApiError> {
+    auth::require(&state, &headers, auth::APPROVALS_READ).await?;
+    let store = state.store.as_ref();
+    let found = store
+        .get_approval(&id)
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    if found.is_none() {
+        return Err(ApiError::not_found(
+            format!("no approval `{id}`"),
+            format!("没有审批 `{id}`"),
+        ));
+    }
+    let messages = store
+        .list_webhook_messages(&id)
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    // The store lists attempts per endpoint (newest first); an approval's messages usually
+    // share one endpoint, so each endpoint is read once.
+    let mut attempts: BTreeMap<&str, Vec<Delivery>> = BTreeMap::new();
+    for m in &messages {
+        let endpoint = m.fields.endpoint.as_str();
+        if !attempts.contains_key(endpoint) {
+            let list = store
+                .list_deliveries(endpoint, ATTEMPTS_SCANNED)
+                .await
+                .map_err(|e| ApiError::store(&e))?;
+            attempts.insert(endpoint, list);
+        }
+    }
+    let items = messages
+        .iter()
+        .map(|m| {
+            let mut of_message: Vec<AttemptView> = attempts
+                .get(m.fields.endpoint.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|d| d.entry.message_id == m.fields.message_id)
+                .map(AttemptView::from)
+                .collect();
+            of_message.sort_by_key(|a| a.attempt);
+            MessageDeliveries {
+                message: MessageView::from(m),
+                deliveries: of_message,
+            }
+        })
+        .collect();
+    Ok(Answer::json(
+        StatusCode::OK,
+        &ApprovalDeliveries {
+            approval_id: id,
+            items,
+        },
+    ))
+}
+
+/// Deliver a webhook message again (重新推送).
+///
+/// The message becomes pending and is delivered again on its flow's retry schedule; a dead
+/// message that was holding the approval's later messages back releases them once delivered.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deliveries/{message_id}/redeliver",
+    tag = "deliveries",
+    operation_id = "redeliver",
+    params(
+        ("message_id" = String, Path, description = "The message's id (its `webhook-id` header)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key within 24 h replays the first answer"),
+    ),
+    responses(
+        (status = 202, description = "Queued for delivery", body = MessageView,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
+        (status = 400, description = "The Idempotency-Key header is unusable", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks `deliveries:write`", body = ErrorBody),
+        (status = 404, description = "No such message", body = ErrorBody),
+        (status = 409, description = "A request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 422, description = "An Idempotency-Key reused with another request", body = ErrorBody),
+        (status = 503, description = "The hub's database is unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+pub async fn redeliver(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(message_id): Path<String>,
+    body: Bytes,
+) -> Result<Answer, ApiError> {
+    let key = auth::require(&state, &headers, auth::DELIVERIES_WRITE).await?;
+    let idem = idempotency::key_of(&headers)?;
+    let route = format!("POST /api/v1/deliveries/{message_id}/redeliver");
+    let store = state.store.clone();
+    Ok(
+        idempotency::once(state.store, key.id, idem, &route, &body, async move {
+            match redeliver_message(store.as_ref(), &message_id).await {
+                Ok(a) => a,
+                Err(e) => e.into(),
+            }
+        })
+        .await,
+    )
+}
+
+async fn redeliver_message(store: &dyn store::Store, message_id: &str) -> Result<Answer, ApiError> {
+    let not_found = || {
+        ApiError::not_found(
+            format!(
+                "no webhook message `{message_id}`; GET /api/v1/approvals/{{id}}/deliveries lists an approval's messages"
+            ),
+            format!(
+                "没有推送消息 `{message_id}`；可通过 GET /api/v1/approvals/{{id}}/deliveries 查看审批的推送消息"
+            ),
+        )
+    };
+    let message = store
+        .get_webhook_message(message_id)
+        .await
+        .map_err(|e| ApiError::store(&e))?
+        .ok_or_else(not_found)?;
+    // A message about an approval is delivered on that approval's flow's retry schedule.
+    let flow = store
+        .get_approval(&message.fields.subject)
+        .await
+        .map_err(|e| ApiError::store(&e))?
+        .map(|a| a.fields.flow);
+    match outbox::redeliver(store, message_id, flow.as_deref(), now_ms()).await {
+        Ok(m) => Ok(Answer::json(StatusCode::ACCEPTED, &MessageView::from(&m))),
+        Err(RedeliverError::NotFound(_)) => Err(not_found()),
+        Err(RedeliverError::Store(e)) => Err(ApiError::store(&e)),
+    }
+}
