@@ -138,6 +138,107 @@ pub enum Command {
         #[command(subcommand)]
         command: SyncCommand,
     },
+    /// API keys of in-house systems for the REST API: create, list, revoke (接口密钥).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Approvals started through the approval bridge: list, show (审批).
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+    /// The webhook outbox to in-house systems: list messages, redeliver one (Webhook 消息).
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once and only its hash is stored.
+    ///
+    /// Example: `dingbridge keys create 报销系统 --scope approvals:write --scope approvals:read`.
+    /// Scopes: approvals:write, approvals:read, deliveries:write.
+    Create {
+        /// A name that tells the key's holder, e.g. the in-house system.
+        name: String,
+        /// What the key may do (repeat the flag or separate with commas).
+        #[arg(
+            long = "scope",
+            value_name = "SCOPE",
+            required = true,
+            value_delimiter = ','
+        )]
+        scopes: Vec<String>,
+        /// Print JSON (with the key) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys: prefix, name, scopes, created, last used, revoked (never the key or its hash).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by its prefix; requests with it are refused from then on.
+    Revoke {
+        /// The key's prefix (the 8 characters after `dbk_`).
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// List approvals, newest first.
+    List {
+        /// Only this status: pending, running, completed, terminated, failed.
+        #[arg(long, value_enum)]
+        status: Option<ApprovalStatusArg>,
+        /// Only this flow.
+        #[arg(long)]
+        flow: Option<String>,
+        /// Only this business key (the caller's own reference).
+        #[arg(long)]
+        business_key: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one approval: status, result, DingTalk instance, tasks and webhook messages.
+    Show {
+        /// The hub's approval id (`apv_…`).
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ApprovalStatusArg {
+    Pending,
+    Running,
+    Completed,
+    Terminated,
+    Failed,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// The messages of an approval (or any outbox subject) in delivery order.
+    List {
+        /// The approval id (`apv_…`) or another subject of the outbox.
+        subject: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver a message again: it becomes pending and gets a new delivery job.
+    Redeliver {
+        /// The message id (the `webhook-id` header, as `webhooks list` shows it).
+        message_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

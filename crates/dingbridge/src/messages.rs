@@ -191,6 +191,200 @@ pub enum Msg<'a> {
         flow: &'a str,
     },
     NoRuns,
+    KeyCreated {
+        name: &'a str,
+        key: &'a str,
+    },
+    KeyShownOnce,
+    KeyDetails {
+        prefix: &'a str,
+        scopes: &'a str,
+    },
+    UnknownScope {
+        scope: &'a str,
+        known: &'a str,
+    },
+    NoScope {
+        known: &'a str,
+    },
+    NoKeys,
+    KeyNameEmpty,
+    KeyRevoked {
+        prefix: &'a str,
+        name: &'a str,
+    },
+    KeyNotFound {
+        prefix: &'a str,
+    },
+    KeyAlreadyRevoked {
+        prefix: &'a str,
+        at: &'a str,
+    },
+    NoApprovals,
+    ApprovalNotFound {
+        id: &'a str,
+    },
+    ApprovalHeading {
+        id: &'a str,
+    },
+    TasksHeading {
+        count: usize,
+    },
+    NoTasks,
+    MessagesHeading {
+        count: usize,
+    },
+    NoMessages {
+        subject: &'a str,
+    },
+    SubjectNotFound {
+        subject: &'a str,
+    },
+    MessageNotFound {
+        id: &'a str,
+    },
+    Redelivered {
+        id: &'a str,
+        subject: &'a str,
+        seq: i64,
+    },
+    RedeliveryJob {
+        job: i64,
+    },
+    RedeliverOutOfOrder {
+        id: &'a str,
+        earlier: &'a str,
+        status: &'a str,
+    },
+    RedeliverWaiting {
+        id: &'a str,
+        earlier: &'a str,
+    },
+}
+
+/// What an API key scope allows, in Chinese (the engine's `SCOPES` says it in English).
+pub fn scope_zh(scope: &str) -> Option<&'static str> {
+    Some(match scope {
+        "approvals:write" => "发起与撤销审批",
+        "approvals:read" => "查看审批及其投递记录",
+        "deliveries:write" => "重新投递 Webhook 消息",
+        _ => return None,
+    })
+}
+
+/// Column headings of the tables the CLI prints.
+#[derive(Clone, Copy)]
+pub enum Table {
+    Keys,
+    Approvals,
+    Tasks,
+    Messages,
+}
+
+impl Table {
+    pub fn header(self, lang: Lang) -> &'static [&'static str] {
+        let zh = lang == Lang::Zh;
+        match self {
+            Table::Keys if zh => &[
+                "前缀",
+                "名称",
+                "权限范围",
+                "创建时间",
+                "最近使用",
+                "吊销时间",
+            ],
+            Table::Keys => &[
+                "PREFIX",
+                "NAME",
+                "SCOPES",
+                "CREATED",
+                "LAST USED",
+                "REVOKED",
+            ],
+            Table::Approvals if zh => &[
+                "编号",
+                "状态",
+                "结果",
+                "流程",
+                "业务单号",
+                "标题",
+                "发起人",
+                "创建时间",
+            ],
+            Table::Approvals => &[
+                "ID",
+                "STATUS",
+                "RESULT",
+                "FLOW",
+                "BUSINESS KEY",
+                "TITLE",
+                "ORIGINATOR",
+                "CREATED",
+            ],
+            Table::Tasks if zh => &["任务", "审批人", "状态", "结果", "节点", "开始", "结束"],
+            Table::Tasks => &[
+                "TASK", "APPROVER", "STATUS", "RESULT", "NODE", "STARTED", "FINISHED",
+            ],
+            Table::Messages if zh => &["序号", "类型", "状态", "尝试", "消息编号", "送达时间"],
+            Table::Messages => &[
+                "SEQ",
+                "TYPE",
+                "STATUS",
+                "ATTEMPTS",
+                "MESSAGE ID",
+                "DELIVERED",
+            ],
+        }
+    }
+}
+
+/// Labels of the fields `approvals show` prints.
+#[derive(Clone, Copy)]
+pub enum Label {
+    Status,
+    Result,
+    Flow,
+    Template,
+    Originator,
+    BusinessKey,
+    Title,
+    Instance,
+    ApiKey,
+    Created,
+    Updated,
+    Error,
+}
+
+impl Label {
+    pub fn text(self, lang: Lang) -> &'static str {
+        let zh = lang == Lang::Zh;
+        match self {
+            Label::Status if zh => "状态",
+            Label::Status => "status",
+            Label::Result if zh => "结果",
+            Label::Result => "result",
+            Label::Flow if zh => "流程",
+            Label::Flow => "flow",
+            Label::Template if zh => "审批模板",
+            Label::Template => "template",
+            Label::Originator if zh => "发起人",
+            Label::Originator => "originator",
+            Label::BusinessKey if zh => "业务单号",
+            Label::BusinessKey => "business key",
+            Label::Title if zh => "标题",
+            Label::Title => "title",
+            Label::Instance if zh => "钉钉实例",
+            Label::Instance => "DingTalk instance",
+            Label::ApiKey if zh => "接口密钥",
+            Label::ApiKey => "API key",
+            Label::Created if zh => "创建时间",
+            Label::Created => "created",
+            Label::Updated if zh => "更新时间",
+            Label::Updated => "updated",
+            Label::Error if zh => "错误",
+            Label::Error => "error",
+        }
+    }
 }
 
 impl Msg<'_> {
@@ -508,6 +702,90 @@ impl Msg<'_> {
             ),
             NoRuns if zh => "没有同步运行记录".to_owned(),
             NoRuns => "no sync runs".to_owned(),
+            KeyCreated { name, key } if zh => format!("已为 `{name}` 创建接口密钥：\n\n    {key}\n"),
+            KeyCreated { name, key } => format!("API key created for `{name}`:\n\n    {key}\n"),
+            KeyShownOnce if zh => {
+                "注意：密钥只显示这一次，请立即妥善保存；系统只保存其哈希，无法再次查看。".into()
+            }
+            KeyShownOnce => "Note: the key is shown this once only; store it now. Only its hash is kept and it cannot be shown again.".into(),
+            KeyDetails { prefix, scopes } if zh => format!("前缀：{prefix}\n权限范围：{scopes}"),
+            KeyDetails { prefix, scopes } => format!("prefix: {prefix}\nscopes: {scopes}"),
+            UnknownScope { scope, known } if zh => {
+                format!("未知的权限范围 `{scope}`；可用：{known}")
+            }
+            UnknownScope { scope, known } => format!("unknown scope `{scope}`; known scopes: {known}"),
+            NoScope { known } if zh => {
+                format!("密钥至少需要一个权限范围（--scope），可用：{known}")
+            }
+            NoScope { known } => format!("a key needs at least one scope (--scope); known scopes: {known}"),
+            KeyNameEmpty if zh => "密钥名称不能为空：dingbridge keys create <名称> --scope …".into(),
+            KeyNameEmpty => "the key needs a name: dingbridge keys create <name> --scope …".into(),
+            NoKeys if zh => "没有接口密钥（用 dingbridge keys create 创建）".into(),
+            NoKeys => "no API keys (create one with dingbridge keys create)".into(),
+            KeyRevoked { prefix, name } if zh => {
+                format!("接口密钥 {prefix}（{name}）已吊销：此后使用它的请求将被拒绝")
+            }
+            KeyRevoked { prefix, name } => {
+                format!("API key {prefix} ({name}) revoked: requests with it are refused from now on")
+            }
+            KeyNotFound { prefix } if zh => {
+                format!("没有前缀为 `{prefix}` 的接口密钥（dingbridge keys list 列出全部）")
+            }
+            KeyNotFound { prefix } => {
+                format!("no API key with prefix `{prefix}` (dingbridge keys list shows them all)")
+            }
+            KeyAlreadyRevoked { prefix, at } if zh => {
+                format!("接口密钥 {prefix} 已于 {at} 吊销，无需再次吊销")
+            }
+            KeyAlreadyRevoked { prefix, at } => format!("API key {prefix} was revoked already, at {at}"),
+            NoApprovals if zh => "没有审批".into(),
+            NoApprovals => "no approvals".into(),
+            ApprovalNotFound { id } if zh => {
+                format!("找不到审批 `{id}`（dingbridge approvals list 列出审批）")
+            }
+            ApprovalNotFound { id } => format!("no approval `{id}` (dingbridge approvals list shows them)"),
+            ApprovalHeading { id } if zh => format!("审批 {id}"),
+            ApprovalHeading { id } => format!("approval {id}"),
+            TasksHeading { count } if zh => format!("审批任务（{count}）："),
+            TasksHeading { count } => format!("tasks ({count}):"),
+            NoTasks if zh => "  （尚未从钉钉读取任务）".into(),
+            NoTasks => "  (no tasks read from DingTalk yet)".into(),
+            MessagesHeading { count } if zh => format!("Webhook 消息（{count}）："),
+            MessagesHeading { count } => format!("webhook messages ({count}):"),
+            NoMessages { subject } if zh => format!("`{subject}` 没有 Webhook 消息"),
+            NoMessages { subject } => format!("no webhook messages for `{subject}`"),
+            SubjectNotFound { subject } if zh => format!(
+                "找不到审批或 Webhook 消息主题 `{subject}`（dingbridge approvals list 列出审批）"
+            ),
+            SubjectNotFound { subject } => format!(
+                "no approval or webhook subject `{subject}` (dingbridge approvals list shows approvals)"
+            ),
+            MessageNotFound { id } if zh => format!(
+                "找不到 Webhook 消息 `{id}`（dingbridge webhooks list <审批编号> 列出消息编号）"
+            ),
+            MessageNotFound { id } => format!(
+                "no webhook message `{id}` (dingbridge webhooks list <approval id> shows message ids)"
+            ),
+            Redelivered { id, subject, seq } if zh => {
+                format!("Webhook 消息 {id}（{subject} 第 {seq} 条）已重新进入待投递")
+            }
+            Redelivered { id, subject, seq } => {
+                format!("webhook message {id} (#{seq} of {subject}) is pending again")
+            }
+            RedeliveryJob { job } if zh => format!("投递作业 {job} 已入队"),
+            RedeliveryJob { job } => format!("delivery job {job} queued"),
+            RedeliverWaiting { id, earlier } if zh => format!(
+                "不能先重投 {id}：同一审批中更早的消息 {earlier} 正等待投递（pending），本条会在它送达后依次投递。若 {earlier} 的投递作业已成死信（dingbridge dlq list），请重投 {earlier}"
+            ),
+            RedeliverWaiting { id, earlier } => format!(
+                "cannot redeliver {id} yet: the earlier message {earlier} of its subject is waiting for delivery (pending); this one follows once it is delivered. If the delivery job of {earlier} is dead (dingbridge dlq list), redeliver {earlier}"
+            ),
+            RedeliverOutOfOrder { id, earlier, status } if zh => format!(
+                "不能先重投 {id}：同一审批中更早的消息 {earlier} 尚未送达（{status}）。消息按顺序投递：请先重投 {earlier}，其后的消息会随之依次投递"
+            ),
+            RedeliverOutOfOrder { id, earlier, status } => format!(
+                "cannot redeliver {id} yet: the earlier message {earlier} of its subject is not delivered ({status}). Messages go out in order: redeliver {earlier}; the later ones follow it"
+            ),
             CannotRead { path, detail } if zh => format!("无法读取 {path}：{detail}"),
             CannotRead { path, detail } => format!("cannot read {path}: {detail}"),
             FileInvalid { path, detail } if zh => format!("{path} 格式有误：{detail}"),

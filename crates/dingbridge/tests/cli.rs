@@ -105,7 +105,8 @@ fn unknown_recipe_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("no_such_recipe") && err.contains("available: org_sync, selftest"),
+        err.contains("no_such_recipe")
+            && err.contains("available: approval_bridge, approval_to_document, org_sync, selftest"),
         "{err}"
     );
 }

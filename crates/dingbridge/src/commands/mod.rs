@@ -1,11 +1,14 @@
 //! One module per command; shared steps (config, store, logging) live here.
 
+mod approvals;
 mod demo;
 mod jobs;
+mod keys;
 mod rules;
 mod sandbox;
 mod serve;
 mod sync;
+mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -129,6 +132,21 @@ pub async fn run(cli: Cli, lang: Lang) -> Result<(), Failure> {
             let cfg = load_config(&config, lang)?;
             let store = open_store(&cfg.store, lang).await?;
             jobs::dlq(store.as_ref(), command, lang).await
+        }
+        Command::Keys { command } => {
+            let cfg = load_config(&config, lang)?;
+            let store = open_store(&cfg.store, lang).await?;
+            keys::keys(store.as_ref(), command, lang).await
+        }
+        Command::Approvals { command } => {
+            let cfg = load_config(&config, lang)?;
+            let store = open_store(&cfg.store, lang).await?;
+            approvals::approvals(store.as_ref(), command, lang).await
+        }
+        Command::Webhooks { command } => {
+            let cfg = load_config(&config, lang)?;
+            let store = open_store(&cfg.store, lang).await?;
+            webhooks::webhooks(store.as_ref(), command, lang).await
         }
     }
 }
