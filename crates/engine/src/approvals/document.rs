@@ -615,15 +615,22 @@ impl DocumentFlow {
             })?;
         let fid = link.and_then(|l| l.payload_hash.clone());
         let sel = Selection::numbers([BillNo::new(bill_no.clone())]);
-        let (result, reached) = match step {
-            Step::Submit => (
-                self.kingdee.submit(&self.form(), &sel).await,
-                ["B", "C"].as_slice(),
-            ),
-            _ => (
-                self.kingdee.audit(&self.form(), &sel).await,
-                ["C"].as_slice(),
-            ),
+        let reached: &[&str] = if step == Step::Submit {
+            &["B", "C"]
+        } else {
+            &["C"]
+        };
+        // A repeated attempt may follow a crash right after the operation: ask Kingdee first.
+        if job.attempts > 1
+            && let Some(s) = self.bill_status(&bill_no).await?
+            && reached.contains(&s.as_str())
+        {
+            let t = self.transfer(job, r, Some(&bill_no), "already_done", started);
+            return Ok(self.advance(r, step, &bill_no, fid.as_deref(), t));
+        }
+        let result = match step {
+            Step::Submit => self.kingdee.submit(&self.form(), &sel).await,
+            _ => self.kingdee.audit(&self.form(), &sel).await,
         };
         let outcome = match result {
             Ok(_) => {
