@@ -86,10 +86,59 @@ pub async fn create_key(
 /// Why a presented key is not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
-    /// Missing, malformed, unknown, revoked or wrong: 401.
-    Unauthenticated(&'static str),
+    /// No valid key: 401.
+    Unauthenticated(Unauthenticated),
     /// A valid key without the scope: 403.
     Forbidden { scope: String },
+}
+
+/// Which way a key failed to authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unauthenticated {
+    Missing,
+    /// Not of the shape `dbk_<prefix>_<secret>`.
+    Malformed,
+    /// No key with this prefix and secret.
+    Unknown,
+    Revoked,
+}
+
+impl Unauthenticated {
+    /// What is wrong and the fix, in English.
+    pub fn en(self) -> &'static str {
+        match self {
+            Unauthenticated::Missing => {
+                "missing API key: send `Authorization: Bearer dbk_…` or `X-API-Key: dbk_…` (create one with `dingbridge keys create`)"
+            }
+            Unauthenticated::Malformed => {
+                "malformed API key: expected `dbk_<prefix>_<secret>` exactly as it was shown when the key was created"
+            }
+            Unauthenticated::Unknown => {
+                "unknown API key: no key with this prefix and secret; check it was copied whole, or create one with `dingbridge keys create`"
+            }
+            Unauthenticated::Revoked => {
+                "this API key was revoked; create a new one with `dingbridge keys create` and use it instead"
+            }
+        }
+    }
+
+    /// The same in Chinese.
+    pub fn zh(self) -> &'static str {
+        match self {
+            Unauthenticated::Missing => {
+                "缺少 API 密钥：请在请求头中携带 `Authorization: Bearer dbk_…` 或 `X-API-Key: dbk_…`（用 `dingbridge keys create` 创建）"
+            }
+            Unauthenticated::Malformed => {
+                "API 密钥格式不正确：应为创建时显示的 `dbk_<前缀>_<密文>`"
+            }
+            Unauthenticated::Unknown => {
+                "未知的 API 密钥：请检查密钥是否完整复制，或用 `dingbridge keys create` 创建新密钥"
+            }
+            Unauthenticated::Revoked => {
+                "此 API 密钥已被吊销；请用 `dingbridge keys create` 创建新的密钥并改用它"
+            }
+        }
+    }
 }
 
 /// Check a presented key and its scope. The hash comparison is constant-time.
@@ -99,27 +148,23 @@ pub async fn authenticate(
     scope: &str,
 ) -> Result<Result<ApiKey, Rejection>, StoreError> {
     let Some(presented) = presented else {
-        return Ok(Err(Rejection::Unauthenticated(
-            "missing API key: send `Authorization: Bearer dbk_…` (create one with `dingbridge keys create`)",
-        )));
+        return Ok(Err(Rejection::Unauthenticated(Unauthenticated::Missing)));
     };
     let Some(prefix) = prefix_of(presented) else {
-        return Ok(Err(Rejection::Unauthenticated(
-            "malformed API key: expected `dbk_<prefix>_<secret>`",
-        )));
+        return Ok(Err(Rejection::Unauthenticated(Unauthenticated::Malformed)));
     };
     let Some(record) = store.find_api_key(prefix).await? else {
-        return Ok(Err(Rejection::Unauthenticated("unknown API key")));
+        return Ok(Err(Rejection::Unauthenticated(Unauthenticated::Unknown)));
     };
     let matches: bool = hash_key(presented)
         .as_bytes()
         .ct_eq(record.hash.as_bytes())
         .into();
     if !matches {
-        return Ok(Err(Rejection::Unauthenticated("unknown API key")));
+        return Ok(Err(Rejection::Unauthenticated(Unauthenticated::Unknown)));
     }
     if record.revoked_at.is_some() {
-        return Ok(Err(Rejection::Unauthenticated("this API key was revoked")));
+        return Ok(Err(Rejection::Unauthenticated(Unauthenticated::Revoked)));
     }
     if !record.scopes.iter().any(|s| s == scope) {
         return Ok(Err(Rejection::Forbidden {

@@ -273,18 +273,53 @@ impl JobHandler for DeliverWebhook {
 pub enum RedeliverError {
     #[error("no webhook message `{0}`")]
     NotFound(String),
+    /// An earlier message of the same subject is not delivered: sending this one first would
+    /// break their order. `earlier` is the one to redeliver first (when `dead`) or to wait for.
+    #[error("message `{earlier}` of the same approval comes first and is {}", status.as_str())]
+    Behind {
+        earlier: String,
+        status: WebhookMessageStatus,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Deliver a message again (a person asked): it becomes pending and gets a job of its own. A
-/// dead message's successors follow it once it is delivered.
+/// What a redelivery did.
+#[derive(Debug, Clone)]
+pub struct Redelivered {
+    pub message: WebhookMessage,
+    /// The delivery job it got.
+    pub job: store::Enqueued,
+    /// The flow whose retry schedule applies (the approval's, when the subject is one).
+    pub flow: Option<String>,
+}
+
+/// Deliver a message again because a person asked (`actor`, recorded in the audit log in the
+/// same transaction): it becomes pending and gets a job of its own. Refused while an earlier
+/// message of its subject is undelivered, which would break their order; a dead message's
+/// successors follow it once it is delivered.
 pub async fn redeliver(
     store: &dyn Store,
     message_id: &str,
-    flow: Option<&str>,
+    actor: &str,
     now: Millis,
-) -> Result<WebhookMessage, RedeliverError> {
+) -> Result<Redelivered, RedeliverError> {
+    let Some(current) = store.get_webhook_message(message_id).await? else {
+        return Err(RedeliverError::NotFound(message_id.into()));
+    };
+    let subject = current.fields.subject.clone();
+    if let Some(earlier) = store
+        .list_webhook_messages(&subject)
+        .await?
+        .into_iter()
+        .find(|m| m.seq < current.seq && m.status != WebhookMessageStatus::Delivered)
+    {
+        return Err(RedeliverError::Behind {
+            earlier: earlier.fields.message_id,
+            status: earlier.status,
+        });
+    }
+    let flow = store.get_approval(&subject).await?.map(|a| a.fields.flow);
     let mut tx = store.begin().await?;
     let message = match tx.reset_webhook_message(message_id, now).await {
         Ok(m) => m,
@@ -295,8 +330,25 @@ pub async fn redeliver(
     let generation = u32::try_from(now.rem_euclid(1_000_000_000))
         .unwrap_or(1)
         .max(1);
-    tx.enqueue(&delivery_job(&message, flow, generation, now))
+    let job = tx
+        .enqueue(&delivery_job(&message, flow.as_deref(), generation, now))
         .await?;
+    tx.append_audit(&store::NewAudit {
+        actor: actor.to_owned(),
+        action: "webhook.redeliver".into(),
+        target: message_id.to_owned(),
+        detail: json!({
+            "subject": subject,
+            "seq": current.seq,
+            "endpoint": current.fields.endpoint,
+            "previous_status": current.status.as_str(),
+            "attempts": current.attempts,
+            "flow": flow,
+            "job": job.id,
+        }),
+        at: now,
+    })
+    .await?;
     tx.commit().await?;
-    Ok(message)
+    Ok(Redelivered { message, job, flow })
 }

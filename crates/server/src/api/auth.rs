@@ -62,7 +62,10 @@ pub async fn require(
             ));
         }
         Err(Rejection::Unauthenticated(why)) => {
-            return Err(unauthenticated(presented.as_deref(), why));
+            return Err(ApiError::unauthorized(
+                why.en().to_owned(),
+                why.zh().to_owned(),
+            ));
         }
     };
     let now = now_ms();
@@ -73,34 +76,6 @@ pub async fn require(
         warn!(key = %key.prefix, error = %e, "could not record the API key's last use");
     }
     Ok(key)
-}
-
-/// 401 with a message for the case at hand, in both languages.
-fn unauthenticated(presented: Option<&str>, why: &str) -> ApiError {
-    const CREATE: &str = "create one with `dingbridge keys create`";
-    let (en, zh) = match presented {
-        None => (
-            format!(
-                "missing API key: send `Authorization: Bearer dbk_…` or `X-API-Key: dbk_…` ({CREATE})"
-            ),
-            "缺少 API 密钥：请在请求头中携带 `Authorization: Bearer dbk_…` 或 `X-API-Key: dbk_…`（用 `dingbridge keys create` 创建）".to_owned(),
-        ),
-        Some(p) if keys::prefix_of(p).is_none() => (
-            "malformed API key: expected `dbk_<prefix>_<secret>` exactly as it was shown when the key was created".to_owned(),
-            "API 密钥格式不正确：应为创建时显示的 `dbk_<前缀>_<密文>`".to_owned(),
-        ),
-        Some(_) if why.contains("revoked") => (
-            format!("this API key was revoked; {CREATE} and use it instead"),
-            "此 API 密钥已被吊销；请创建新的密钥（dingbridge keys create）并改用它".to_owned(),
-        ),
-        Some(_) => (
-            format!(
-                "unknown API key: no key with this prefix and secret; check it was copied whole, or {CREATE}"
-            ),
-            "未知的 API 密钥：请检查密钥是否完整复制，或用 `dingbridge keys create` 创建新密钥".to_owned(),
-        ),
-    };
-    ApiError::unauthorized(en, zh)
 }
 
 #[cfg(test)]

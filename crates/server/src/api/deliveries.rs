@@ -114,7 +114,7 @@ pub async fn of_approval(
         (status = 401, description = "Missing, malformed, unknown or revoked API key", body = ErrorBody),
         (status = 403, description = "The key lacks `deliveries:write`", body = ErrorBody),
         (status = 404, description = "No such message", body = ErrorBody),
-        (status = 409, description = "A request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 409, description = "A request with this Idempotency-Key is still running, or an earlier message of the approval is not delivered yet (`out_of_order`)", body = ErrorBody),
         (status = 422, description = "An Idempotency-Key reused with another request", body = ErrorBody),
         (status = 503, description = "The hub's database is unavailable", body = ErrorBody),
     ),
@@ -152,20 +152,34 @@ async fn redeliver_message(store: &dyn store::Store, message_id: &str) -> Result
             ),
         )
     };
-    let message = store
-        .get_webhook_message(message_id)
-        .await
-        .map_err(|e| ApiError::store(&e))?
-        .ok_or_else(not_found)?;
-    // A message about an approval is delivered on that approval's flow's retry schedule.
-    let flow = store
-        .get_approval(&message.fields.subject)
-        .await
-        .map_err(|e| ApiError::store(&e))?
-        .map(|a| a.fields.flow);
-    match outbox::redeliver(store, message_id, flow.as_deref(), now_ms()).await {
-        Ok(m) => Ok(Answer::json(StatusCode::ACCEPTED, &MessageView::from(&m))),
+    match outbox::redeliver(store, message_id, "api", now_ms()).await {
+        Ok(r) => Ok(Answer::json(
+            StatusCode::ACCEPTED,
+            &MessageView::from(&r.message),
+        )),
         Err(RedeliverError::NotFound(_)) => Err(not_found()),
+        Err(RedeliverError::Behind { earlier, status }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "out_of_order",
+            format!(
+                "message `{earlier}` of the same approval comes first and is {}; {}",
+                status.as_str(),
+                if status == store::WebhookMessageStatus::Dead {
+                    "redeliver that one first"
+                } else {
+                    "it is being delivered; this one follows it"
+                }
+            ),
+            format!(
+                "同一审批的消息 `{earlier}` 在前且状态为 {}；{}",
+                status.as_str(),
+                if status == store::WebhookMessageStatus::Dead {
+                    "请先重新推送它"
+                } else {
+                    "它正在推送，本条随后送达"
+                }
+            ),
+        )),
         Err(RedeliverError::Store(e)) => Err(ApiError::store(&e)),
     }
 }
