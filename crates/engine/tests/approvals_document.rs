@@ -455,3 +455,69 @@ async fn a_revoked_approval_compensates_its_bill_by_policy() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_voucher_example_posts_a_balanced_audited_voucher() {
+    let seed = Seed::builtin();
+    let people = claimants(&seed);
+    let ts = store_testkit::sqlite_store().await.unwrap();
+    let store: Arc<dyn Store> = Arc::clone(&ts.store);
+    let world = World::start(&seed).await;
+    let receiver = Receiver::start().await;
+    // The voucher flow instead of the expense-claim one.
+    let cfg = approvals_config(&world, &receiver.url, |t| {
+        t.replace(
+            "[flows.expense_to_kingdee]\n",
+            "[flows.expense_to_kingdee]\nenabled = false\n",
+        )
+        .replace(
+            "[flows.expense_to_voucher]\nrecipe = \"approval_to_document\"\nenabled = false\n",
+            "[flows.expense_to_voucher]\nrecipe = \"approval_to_document\"\n",
+        )
+    });
+    assert!(cfg.flows["expense_to_voucher"].enabled);
+    sync_company(&cfg, &store).await;
+    let dt = world.dingtalk(&cfg);
+    let id = start_expense(
+        &dt,
+        &people[5],
+        "深圳展会",
+        &[("差旅费", "2100.40"), ("办公费", "99.60")],
+    )
+    .await;
+    approve(&world, &id).await;
+    world.deliver_events(store.as_ref()).await;
+    drain_with(
+        &store,
+        handlers(&cfg, &store).await,
+        quick(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        dead_jobs(&store).await.is_empty(),
+        "{:?}",
+        dead_jobs(&store).await
+    );
+    let vouchers = bills(&world, "GL_VOUCHER").await;
+    assert_eq!(vouchers.len(), 1);
+    assert_eq!(vouchers[0].instance, id);
+    assert_eq!(vouchers[0].status, "C");
+    assert!(bills(&world, "ER_ExpReimbursement").await.is_empty());
+    let rows = AdminClient::new(&world.kd_url, "kingdee")
+        .get("state/GL_VOUCHER")
+        .await
+        .unwrap()["records"][0]["Fields"]["FEntity"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(rows.len(), 3, "two debit rows and the credit: {rows:?}");
+    assert!(
+        rows[0]["FExplanation"]
+            .as_str()
+            .unwrap()
+            .ends_with("：差旅费"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[2]["FAccountID"]["FNumber"], json!("1002"));
+}
