@@ -4,11 +4,9 @@
 
 use engine::approvals::outbox::{self, RedeliverError};
 use engine::config::Lang;
-use serde_json::json;
-use store::{JobFilter, JobStatus, Store, WebhookMessageStatus};
+use store::{Store, WebhookMessageStatus};
 
 use super::approvals::{message_rows, print_json, print_table};
-use super::keys::audit;
 use super::runtime_error;
 use crate::Failure;
 use crate::cli::WebhooksCommand;
@@ -51,91 +49,40 @@ async fn list(store: &dyn Store, subject: &str, json: bool, lang: Lang) -> Resul
 }
 
 async fn redeliver(store: &dyn Store, message_id: &str, lang: Lang) -> Result<(), Failure> {
-    let store_err = |e: store::StoreError| runtime_error(lang, &e.to_string());
-    let message = store
-        .get_webhook_message(message_id)
-        .await
-        .map_err(store_err)?
-        .ok_or_else(|| Failure::runtime(Msg::MessageNotFound { id: message_id }.text(lang)))?;
-    let subject = message.fields.subject.clone();
-    // Delivering it while an earlier message of its subject waits would break their order.
-    let earlier = store
-        .list_webhook_messages(&subject)
-        .await
-        .map_err(store_err)?
-        .into_iter()
-        .find(|m| m.seq < message.seq && m.status != WebhookMessageStatus::Delivered);
-    if let Some(earlier) = earlier {
-        let msg = if earlier.status == WebhookMessageStatus::Pending {
-            Msg::RedeliverWaiting {
-                id: message_id,
-                earlier: &earlier.fields.message_id,
-            }
-        } else {
-            Msg::RedeliverOutOfOrder {
-                id: message_id,
-                earlier: &earlier.fields.message_id,
-                status: earlier.status.as_str(),
-            }
-        };
-        return Err(Failure::input(msg.text(lang)));
-    }
-    let flow = store
-        .get_approval(&subject)
-        .await
-        .map_err(store_err)?
-        .map(|a| a.fields.flow);
     let now = engine::clock::now_ms();
-    let reset = outbox::redeliver(store, message_id, flow.as_deref(), now)
+    let done = outbox::redeliver(store, message_id, "cli", now)
         .await
         .map_err(|e| match e {
             RedeliverError::NotFound(_) => {
                 Failure::runtime(Msg::MessageNotFound { id: message_id }.text(lang))
             }
-            RedeliverError::Store(e) => store_err(e),
+            // Delivering it while an earlier message of its subject waits would break their order.
+            RedeliverError::Behind { earlier, status } => {
+                let msg = if status == WebhookMessageStatus::Pending {
+                    Msg::RedeliverWaiting {
+                        id: message_id,
+                        earlier: &earlier,
+                    }
+                } else {
+                    Msg::RedeliverOutOfOrder {
+                        id: message_id,
+                        earlier: &earlier,
+                        status: status.as_str(),
+                    }
+                };
+                Failure::input(msg.text(lang))
+            }
+            RedeliverError::Store(e) => runtime_error(lang, &e.to_string()),
         })?;
-    audit(
-        store,
-        "webhook.redeliver",
-        message_id,
-        json!({
-            "subject": subject,
-            "seq": message.seq,
-            "endpoint": message.fields.endpoint,
-            "previous_status": message.status.as_str(),
-            "attempts": message.attempts,
-            "flow": flow,
-        }),
-        now,
-        lang,
-    )
-    .await?;
     println!(
         "{}",
         Msg::Redelivered {
             id: message_id,
-            subject: &subject,
-            seq: reset.seq,
+            subject: &done.message.fields.subject,
+            seq: done.message.seq,
         }
         .text(lang)
     );
-    // `redeliver` does not return its job; find it among the queued deliveries.
-    let jobs = store
-        .list_jobs(&JobFilter {
-            status: Some(JobStatus::Queued),
-            kind: Some(outbox::KIND.to_owned()),
-            flow,
-            limit: 100,
-            ..JobFilter::default()
-        })
-        .await
-        .map_err(store_err)?;
-    if let Some(job) = jobs
-        .iter()
-        .filter(|j| j.payload.get("message_id").and_then(|v| v.as_str()) == Some(message_id))
-        .max_by_key(|j| j.id.0)
-    {
-        println!("{}", Msg::RedeliveryJob { job: job.id.0 }.text(lang));
-    }
+    println!("{}", Msg::RedeliveryJob { job: done.job.id.0 }.text(lang));
     Ok(())
 }
