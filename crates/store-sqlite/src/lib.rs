@@ -944,6 +944,20 @@ impl Store for SqliteStore {
         convert(rows)
     }
 
+    async fn list_message_deliveries(&self, message_id: &str) -> StoreResult<Vec<Delivery>> {
+        let rows = sqlx::query_as!(
+            DeliveryRow,
+            r#"SELECT id AS "id!", endpoint, message_id, attempt, status_code, response, outcome,
+                   created_at, duration_ms
+               FROM deliveries WHERE message_id = ? ORDER BY id"#,
+            message_id,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert(rows)
+    }
+
     async fn list_audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
         let limit = page_limit(limit);
         let rows = sqlx::query_as!(

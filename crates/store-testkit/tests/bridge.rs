@@ -873,3 +873,44 @@ async fn webhook_payload_round_trips() {
         assert_eq!(got, a.message, "{}", ts.name);
     }
 }
+
+#[tokio::test]
+async fn deliveries_are_listed_per_message_oldest_first() {
+    for ts in test_stores().await {
+        let (s, n) = (&ts.store, &ts.name);
+        let mut tx = s.begin().await.unwrap();
+        for (message, attempt, code) in [
+            ("审批-1.started", 1, 503),
+            ("审批-2.started", 1, 204),
+            ("审批-1.started", 2, 204),
+        ] {
+            tx.record_delivery(&store::NewDelivery {
+                endpoint: "oa:hooks".into(),
+                message_id: message.into(),
+                attempt,
+                status_code: Some(code),
+                response: None,
+                outcome: if code == 204 {
+                    "delivered".into()
+                } else {
+                    format!("http_{code}")
+                },
+                created_at: T0 + i64::from(attempt),
+                duration_ms: 3,
+            })
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let got = s.list_message_deliveries("审批-1.started").await.unwrap();
+        let seen: Vec<(i32, Option<i32>)> = got
+            .iter()
+            .map(|d| (d.entry.attempt, d.entry.status_code))
+            .collect();
+        assert_eq!(seen, [(1, Some(503)), (2, Some(204))], "{n}");
+        assert!(
+            s.list_message_deliveries("none").await.unwrap().is_empty(),
+            "{n}"
+        );
+    }
+}

@@ -181,6 +181,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_checkpoint(&self, flow: &str, name: &str) -> StoreResult<Option<Checkpoint>>;
     async fn find_identity(&self, key: &IdentityKey) -> StoreResult<Option<Identity>>;
     async fn list_deliveries(&self, endpoint: &str, limit: i64) -> StoreResult<Vec<Delivery>>;
+    /// Every attempt to deliver one webhook message, oldest first.
+    async fn list_message_deliveries(&self, message_id: &str) -> StoreResult<Vec<Delivery>>;
     async fn list_audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
     async fn list_connections(&self) -> StoreResult<Vec<ConnectionRecord>>;
     async fn list_flows(&self) -> StoreResult<Vec<FlowRecord>>;

@@ -1,20 +1,15 @@
 //! The webhook messages of an approval and their delivery attempts, and redelivery.
 
-use std::collections::BTreeMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use engine::approvals::outbox::{self, RedeliverError};
-use store::{Delivery, now_ms};
+use store::now_ms;
 
 use super::error::ApiError;
 use super::schema::{ApprovalDeliveries, AttemptView, ErrorBody, MessageDeliveries, MessageView};
 use super::{Answer, auth, idempotency};
 use crate::AppState;
-
-/// How many recent attempts of an endpoint are searched for a message's attempts.
-const ATTEMPTS_SCANNED: i64 = 10_000;
 
 /// The webhook messages of an approval (推送记录).
 ///
@@ -55,36 +50,20 @@ pub async fn of_approval(
         .list_webhook_messages(&id)
         .await
         .map_err(|e| ApiError::store(&e))?;
-    // The store lists attempts per endpoint (newest first); an approval's messages usually
-    // share one endpoint, so each endpoint is read once.
-    let mut attempts: BTreeMap<&str, Vec<Delivery>> = BTreeMap::new();
+    let mut items = Vec::with_capacity(messages.len());
     for m in &messages {
-        let endpoint = m.fields.endpoint.as_str();
-        if !attempts.contains_key(endpoint) {
-            let list = store
-                .list_deliveries(endpoint, ATTEMPTS_SCANNED)
-                .await
-                .map_err(|e| ApiError::store(&e))?;
-            attempts.insert(endpoint, list);
-        }
+        let deliveries = store
+            .list_message_deliveries(&m.fields.message_id)
+            .await
+            .map_err(|e| ApiError::store(&e))?
+            .iter()
+            .map(AttemptView::from)
+            .collect();
+        items.push(MessageDeliveries {
+            message: MessageView::from(m),
+            deliveries,
+        });
     }
-    let items = messages
-        .iter()
-        .map(|m| {
-            let mut of_message: Vec<AttemptView> = attempts
-                .get(m.fields.endpoint.as_str())
-                .into_iter()
-                .flatten()
-                .filter(|d| d.entry.message_id == m.fields.message_id)
-                .map(AttemptView::from)
-                .collect();
-            of_message.sort_by_key(|a| a.attempt);
-            MessageDeliveries {
-                message: MessageView::from(m),
-                deliveries: of_message,
-            }
-        })
-        .collect();
     Ok(Answer::json(
         StatusCode::OK,
         &ApprovalDeliveries {
