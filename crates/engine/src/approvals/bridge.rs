@@ -789,14 +789,10 @@ impl JobHandler for BridgeJobs {
         let bridge = self.bridge(Some(&r.flow))?;
         match ctx.store.find_approval_by_instance(&r.instance_id).await? {
             Some(a) if a.fields.flow == r.flow => bridge.sync(&a, job).await,
-            Some(_) => Ok(JobEffects::default()),
-            // The start event can come before the creating request has recorded the
-            // instance id; after a few tries the instance is taken for one not started here.
-            None if job.attempts < 3 => Err(JobError::Retryable {
-                message: format!("instance {} is not (yet) a hub approval", r.instance_id),
-                retry_after: Some(Duration::from_secs(2)),
-            }),
-            None => Ok(JobEffects::default()),
+            // Not started through the hub (someone used the DingTalk app), or started so
+            // recently that its id is not recorded yet: then the `created:` sync enqueued when
+            // it is recorded reads the instance, this change included.
+            Some(_) | None => Ok(JobEffects::default()),
         }
     }
 }
