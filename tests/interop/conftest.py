@@ -18,17 +18,28 @@ Environment (scripts/interop reads them from the sandbox's `--config-out` file):
   DINGTALK_CALLBACK_TOKEN   default dtsimtoken01
   DINGTALK_AES_KEY          default abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG (EncodingAESKey)
   DINGBRIDGE_URL            the hub started by scripts/interop, e.g. http://127.0.0.1:8080 (callback test only)
+  DINGBRIDGE_BIN            the binary scripts/interop built (default: target/debug/dingbridge)
+  KINGDEE_SANDBOX_URL       `[connections.kingdee] base_url` (the `kingdee_sandbox` fixture; KINGDEE_ACCT_ID,
+                            KINGDEE_USER_NAME, KINGDEE_APP_ID, KINGDEE_APP_SECRET default to the seeded app)
   DINGBRIDGE_INTEROP_OPTIONAL=1   skip instead of failing when a required variable is missing
+
+Helpers for tests that run the real binary on examples/dingbridge.toml pointed at the sandboxes
+(test_approvals.py): `dingbridge_bin()`, `example_config()`, `toml_set()`.
 """
 
+import json
 import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 OPTIONAL = os.environ.get("DINGBRIDGE_INTEROP_OPTIONAL", "") == "1"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_CONFIG = ROOT / "examples" / "dingbridge.toml"
 
 
 def require_env(name: str, what: str) -> str:
@@ -140,3 +151,111 @@ def hub_url() -> str:
         "DINGBRIDGE_URL",
         "the hub started by scripts/interop (`dingbridge serve` with the sandbox's [connections.dingtalk])",
     ).rstrip("/")
+
+
+@dataclass(frozen=True)
+class KingdeeSandbox:
+    """Where the Kingdee simulator listens and the WebAPI app it was seeded with."""
+
+    url: str  # the K3Cloud base, with its trailing `/k3cloud/`
+    acct_id: str
+    user_name: str
+    app_id: str
+    app_secret: str
+
+    def admin_url(self, path: str) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}/_sandbox/kingdee/{path.lstrip('/')}"
+
+    def admin_post(self, path: str, body=None):
+        r = requests.post(self.admin_url(path), json=body if body is not None else {}, timeout=10)
+        assert r.status_code == 200, f"POST {path}: HTTP {r.status_code} {r.text[:500]}"
+        return r.json()
+
+
+@pytest.fixture(scope="session")
+def kingdee_sandbox() -> KingdeeSandbox:
+    url = require_env(
+        "KINGDEE_SANDBOX_URL",
+        "the Kingdee simulator's base URL ([connections.kingdee] base_url of `dingbridge sandbox --config-out`)",
+    )
+    env = os.environ.get
+    return KingdeeSandbox(
+        url=url,
+        acct_id=env("KINGDEE_ACCT_ID") or "65f0a1b2c3d4e5",
+        user_name=env("KINGDEE_USER_NAME") or "webapi",
+        app_id=env("KINGDEE_APP_ID") or "300001_422C1/iIyuH4R+Ws526A2/yLyrX6RrOs",
+        app_secret=env("KINGDEE_APP_SECRET") or "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+    )
+
+
+def dingbridge_bin() -> str:
+    """The binary under test: DINGBRIDGE_BIN (scripts/interop exports it) or the debug build."""
+    explicit = os.environ.get("DINGBRIDGE_BIN", "").strip()
+    if explicit:
+        return explicit
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    if not target.is_absolute():
+        target = ROOT / target
+    built = target / "debug" / "dingbridge"
+    if built.exists():
+        return str(built)
+    pytest.fail(
+        f"DINGBRIDGE_BIN is not set and {built} does not exist: run scripts/interop "
+        "(it builds the binary and exports DINGBRIDGE_BIN)",
+        pytrace=False,
+    )
+
+
+def toml_str(s: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+def toml_set(text: str, section: str, key: str, value: str) -> str:
+    """`key = value` in `[section]` of a TOML text (value already TOML-quoted)."""
+    lines = text.split("\n")
+    current, done = None, False
+    for i, line in enumerate(lines):
+        header = re.match(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$", line)
+        if header:
+            current = header.group(1).strip()
+            continue
+        m = re.match(rf"^(\s*{re.escape(key)}\s*=\s*)(\"[^\"]*\"|\S+)(.*)$", line)
+        if current == section and m and not done:
+            lines[i] = f"{m.group(1)}{value}{m.group(3)}"
+            done = True
+    assert done, f"examples/dingbridge.toml has no `{key}` in [{section}]; update tests/interop/conftest.py"
+    return "\n".join(lines)
+
+
+def example_config(
+    dingtalk: DingTalkSandbox, kingdee: KingdeeSandbox, store_url: str, **connections: str
+) -> str:
+    """examples/dingbridge.toml with the store at `store_url`, the `dingtalk` and `kingdee`
+    connections pointed at the sandboxes, and `base_url` of each named HTTP connection replaced
+    (e.g. `oa="http://127.0.0.1:5678/"`)."""
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    text = toml_set(text, "store", "url", toml_str(store_url))
+    for key, value in [
+        ("corp_id", toml_str(dingtalk.corp_id)),
+        ("agent_id", str(dingtalk.agent_id)),
+        ("app_key", toml_str(dingtalk.app_key)),
+        ("app_secret", toml_str(dingtalk.app_secret)),
+        ("callback_token", toml_str(dingtalk.callback_token)),
+        ("encoding_aes_key", toml_str(dingtalk.aes_key)),
+        ("oapi_base_url", toml_str(dingtalk.url)),
+        ("api_base_url", toml_str(dingtalk.api_url)),
+    ]:
+        text = toml_set(text, "connections.dingtalk", key, value)
+    for key, value in [
+        ("base_url", toml_str(kingdee.url)),
+        ("acct_id", toml_str(kingdee.acct_id)),
+        ("user_name", toml_str(kingdee.user_name)),
+        ("app_id", toml_str(kingdee.app_id)),
+        ("app_secret", toml_str(kingdee.app_secret)),
+    ]:
+        text = toml_set(text, "connections.kingdee", key, value)
+    for name, base_url in connections.items():
+        text = toml_set(text, f"connections.{name}", "base_url", toml_str(base_url))
+    return text

@@ -44,6 +44,76 @@ pub enum Msg<'a> {
         row: &'a str,
         millis: u128,
     },
+    /// The approvals act begins: what will happen, and the API key the OA system got.
+    DemoApprovalsIntro {
+        oa: &'a str,
+        key_prefix: &'a str,
+    },
+    /// The OA system started an approval over the REST API (201).
+    DemoApprovalStartedApi {
+        business_key: &'a str,
+        who: &'a str,
+        amount: f64,
+        approval: &'a str,
+        instance: &'a str,
+    },
+    /// Someone started an expense claim in the DingTalk app.
+    DemoApprovalStartedApp {
+        who: &'a str,
+        amount: f64,
+        instance: &'a str,
+    },
+    /// Starting an approval failed (either way).
+    DemoApprovalStartFailed {
+        what: &'a str,
+        detail: &'a str,
+    },
+    /// An approver decided (through the simulator's admin API).
+    DemoApprovalDecided {
+        label: &'a str,
+        approved: bool,
+        remark: &'a str,
+    },
+    /// An audited Kingdee bill appeared.
+    DemoBill {
+        number: &'a str,
+        proposer: &'a str,
+        amount: f64,
+        title: &'a str,
+    },
+    /// The bill number was commented on the DingTalk approval.
+    DemoComment {
+        title: &'a str,
+        text: &'a str,
+    },
+    /// The OA receiver accepted a signed webhook message.
+    /// `who`: the task's approver (task messages), `result`: `agree` / `refuse` (or empty).
+    DemoWebhook {
+        kind: &'a str,
+        business_key: &'a str,
+        title: &'a str,
+        who: &'a str,
+        result: &'a str,
+    },
+    /// The OA receiver refused a message whose signature did not verify.
+    DemoWebhookRefused {
+        reason: &'a str,
+    },
+    /// The approvals act is over (or its time ran out: `complete` false).
+    DemoApprovalsSummary {
+        approvals: usize,
+        approved: usize,
+        refused: usize,
+        bills: usize,
+        webhooks: usize,
+        bad_signatures: usize,
+        complete: bool,
+    },
+    /// Where to go on from here.
+    DemoApiUrls {
+        base: &'a str,
+        key: &'a str,
+    },
     Progress {
         queued: i64,
         retry: i64,
@@ -473,6 +543,174 @@ impl Msg<'_> {
                 millis,
             } => format!(
                 "Kingdee BD_Empinfo now has employee {number}: {row} ({millis} ms after the DingTalk change)"
+            ),
+            DemoApprovalsIntro { oa, key_prefix } if zh => format!(
+                "—— 审批：OA 系统（webhook 接收端 {oa} ，校验签名）用 API 密钥 dbk_{key_prefix}_… 经 REST API 发起 3 个费用报销，\
+                 另有 2 个在钉钉 App 里发起；4 个通过、1 个拒绝，通过的自动生成金蝶费用报销单 ——"
+            ),
+            DemoApprovalsIntro { oa, key_prefix } => format!(
+                "── approvals: the OA system (webhook receiver {oa}, checks signatures) starts 3 expense claims over the REST API \
+                 with API key dbk_{key_prefix}_…, 2 more are started in the DingTalk app; 4 are approved, 1 refused, and each \
+                 approved one becomes a Kingdee expense bill ──"
+            ),
+            DemoApprovalStartedApi {
+                business_key,
+                who,
+                amount,
+                approval,
+                instance,
+            } if zh => format!(
+                "OA → POST /api/v1/approvals → 201：{business_key} {who} 报销 {amount:.2} 元（审批 {approval}，钉钉实例 {instance}）"
+            ),
+            DemoApprovalStartedApi {
+                business_key,
+                who,
+                amount,
+                approval,
+                instance,
+            } => format!(
+                "OA → POST /api/v1/approvals → 201: {business_key} {who} claims {amount:.2} yuan (approval {approval}, DingTalk instance {instance})"
+            ),
+            DemoApprovalStartedApp {
+                who,
+                amount,
+                instance,
+            } if zh => format!("钉钉 App：{who} 发起费用报销 {amount:.2} 元（实例 {instance}）"),
+            DemoApprovalStartedApp {
+                who,
+                amount,
+                instance,
+            } => format!(
+                "DingTalk app: {who} starts an expense claim of {amount:.2} yuan (instance {instance})"
+            ),
+            DemoApprovalStartFailed { what, detail } if zh => {
+                format!("发起审批失败（{what}）：{detail}")
+            }
+            DemoApprovalStartFailed { what, detail } => {
+                format!("could not start an approval ({what}): {detail}")
+            }
+            DemoApprovalDecided {
+                label,
+                approved: true,
+                ..
+            } if zh => format!("审批人同意：{label}"),
+            DemoApprovalDecided {
+                label,
+                approved: false,
+                remark,
+            } if zh => format!("审批人拒绝：{label}（{remark}）"),
+            DemoApprovalDecided {
+                label,
+                approved: true,
+                ..
+            } => format!("approver agrees: {label}"),
+            DemoApprovalDecided {
+                label,
+                approved: false,
+                remark,
+            } => format!("approver refuses: {label} ({remark})"),
+            DemoBill {
+                number,
+                proposer,
+                amount,
+                title,
+            } if zh => format!(
+                "金蝶费用报销单 {number} 已审核：申请人 {proposer}，金额 {amount:.2} 元，来自钉钉审批「{title}」"
+            ),
+            DemoBill {
+                number,
+                proposer,
+                amount,
+                title,
+            } => format!(
+                "Kingdee expense bill {number} audited: proposer {proposer}, {amount:.2} yuan, from the DingTalk approval 「{title}」"
+            ),
+            DemoComment { title, text } if zh => {
+                format!("钉钉审批「{title}」收到评论：{text}")
+            }
+            DemoComment { title, text } => {
+                format!("comment written back on the DingTalk approval 「{title}」: {text}")
+            }
+            DemoWebhook {
+                kind,
+                business_key,
+                title,
+                who,
+                result,
+            } if zh => {
+                let result = match *result {
+                    "agree" => "同意",
+                    "refuse" => "拒绝",
+                    "canceled" => "已取消",
+                    other => other,
+                };
+                let detail = match (who.is_empty(), result.is_empty()) {
+                    (false, true) => format!(" · 待 {who} 审批"),
+                    (false, false) => format!(" · {who} {result}"),
+                    (true, false) => format!(" · 结果：{result}"),
+                    (true, true) => String::new(),
+                };
+                format!("OA 收到 {kind} · {business_key} · {title}{detail}（签名有效）")
+            }
+            DemoWebhook {
+                kind,
+                business_key,
+                title,
+                who,
+                result,
+            } => {
+                let result = match *result {
+                    "agree" => "agreed",
+                    "refuse" => "refused",
+                    other => other,
+                };
+                let detail = match (who.is_empty(), result.is_empty()) {
+                    (false, true) => format!(" · waiting for {who}"),
+                    (false, false) => format!(" · {who} {result}"),
+                    (true, false) => format!(" · result: {result}"),
+                    (true, true) => String::new(),
+                };
+                format!("OA received {kind} · {business_key} · {title}{detail} (signature valid)")
+            }
+            DemoWebhookRefused { reason } if zh => format!("OA 拒收一条 webhook：签名无效（{reason}）"),
+            DemoWebhookRefused { reason } => {
+                format!("OA refused a webhook message: bad signature ({reason})")
+            }
+            DemoApprovalsSummary {
+                approvals,
+                approved,
+                refused,
+                bills,
+                webhooks,
+                bad_signatures,
+                complete,
+            } if zh => format!(
+                "审批小结：{approvals} 个审批（通过 {approved}，拒绝 {refused}）→ 金蝶新建 {bills} 张费用报销单；\
+                 OA 收到 {webhooks} 条 webhook，签名无效 {bad_signatures} 条{}",
+                if *complete { "" } else { "（时限已到，尚未全部完成：见 dingbridge jobs list / dlq list）" }
+            ),
+            DemoApprovalsSummary {
+                approvals,
+                approved,
+                refused,
+                bills,
+                webhooks,
+                bad_signatures,
+                complete,
+            } => format!(
+                "approvals summary: {approvals} approvals ({approved} approved, {refused} refused) → {bills} Kingdee expense bills created; \
+                 {webhooks} webhooks delivered to OA, {bad_signatures} with a bad signature{}",
+                if *complete { "" } else { " (time ran out before everything finished: see dingbridge jobs list / dlq list)" }
+            ),
+            DemoApiUrls { base, key } if zh => format!(
+                "接着试试：REST API {base}/api/v1/approvals （OpenAPI 文档 {base}/api/v1/openapi.json），例如\n  \
+                 curl -H 'Authorization: Bearer {key}' {base}/api/v1/approvals\n  \
+                 节点 {base} （/healthz /readyz /metrics）"
+            ),
+            DemoApiUrls { base, key } => format!(
+                "try it: the REST API {base}/api/v1/approvals (OpenAPI document {base}/api/v1/openapi.json), e.g.\n  \
+                 curl -H 'Authorization: Bearer {key}' {base}/api/v1/approvals\n  \
+                 node {base} (/healthz /readyz /metrics)"
             ),
             DemoEnqueued { count } if zh => {
                 format!("已加入 {count} 个演示作业（含一次重试与一个死信）；按 Ctrl-C 停止")

@@ -357,3 +357,120 @@ fn check_probes_connections_against_the_sandbox() {
     let _ = sandbox.kill();
     let _ = sandbox.wait();
 }
+
+/// `demo --seconds N` with nothing else running: the org sync fills Kingdee, then the approvals
+/// act turns approved expense claims (started over the REST API and in DingTalk) into audited
+/// Kingdee bills, comments their numbers back and delivers signed webhooks to the OA receiver.
+/// The test stops the demo (SIGTERM) once it printed its summary; `--seconds` bounds it.
+#[test]
+fn demo_turns_approvals_into_kingdee_bills_and_webhooks() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let mut demo = Command::new(BIN)
+        .args([
+            "--lang",
+            "en",
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--seconds",
+            "240",
+        ])
+        .env_remove("LANG")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = demo.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out: Vec<String> = Vec::new();
+    let mut after_summary = None;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(250) {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if line.starts_with("approvals summary:") {
+                    after_summary = Some(out.len());
+                }
+                out.push(line);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        // The summary and the URL lines after it.
+        if after_summary.is_some_and(|i| out.len() >= i + 4) {
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status();
+    let status = demo.wait().unwrap();
+    let text = out.join("\n");
+    assert!(status.success(), "{status}\n{text}");
+    let has = |s: &str| out.iter().any(|l| l.contains(s));
+    // The acts before the approvals still play.
+    assert!(has("org sync → Kingdee: success"), "{text}");
+    assert!(has("Kingdee BD_Empinfo now has employee"), "{text}");
+    // Three claims over the REST API, two in the DingTalk app.
+    let created = out
+        .iter()
+        .filter(|l| l.starts_with("OA → POST /api/v1/approvals → 201"))
+        .count();
+    assert_eq!(created, 3, "{text}");
+    assert_eq!(
+        out.iter()
+            .filter(|l| l.starts_with("DingTalk app:"))
+            .count(),
+        2,
+        "{text}"
+    );
+    // Four audited bills, each commented back on its approval.
+    let bills: Vec<&String> = out
+        .iter()
+        .filter(|l| l.starts_with("Kingdee expense bill FYBX"))
+        .collect();
+    assert_eq!(bills.len(), 4, "{text}");
+    for bill in &bills {
+        let number = bill.split_whitespace().nth(3).unwrap();
+        assert!(
+            out.iter()
+                .any(|l| l.starts_with("comment written back") && l.ends_with(number)),
+            "no comment with {number}:\n{text}"
+        );
+    }
+    // Signed webhooks for the REST-started approvals, the refused one too.
+    for key in ["BX-2026-0001", "BX-2026-0002", "BX-2026-0003"] {
+        assert!(
+            has(&format!("OA received approval.started · {key}")),
+            "{text}"
+        );
+        assert!(
+            has(&format!("OA received approval.completed · {key}")),
+            "{text}"
+        );
+    }
+    assert!(has("result: refused (signature valid)"), "{text}");
+    let summary = &out[after_summary.expect("the approvals summary")];
+    assert!(
+        summary.contains("(4 approved, 1 refused) → 4 Kingdee expense bills created")
+            && summary.contains("webhooks delivered to OA, 0 with a bad signature")
+            && !summary.contains("time ran out"),
+        "{summary}"
+    );
+    assert!(has("/api/v1/openapi.json"), "{text}");
+    assert!(has("Authorization: Bearer dbk_"), "{text}");
+}
