@@ -132,22 +132,6 @@ fn calls(kd: &KingdeeSandbox, method: &str) -> u64 {
     kd.counters().calls.get(method).copied().unwrap_or(0)
 }
 
-async fn busy(store: &Arc<dyn Store>) -> i64 {
-    store
-        .queue_depths()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|d| {
-            matches!(
-                d.status,
-                JobStatus::Queued | JobStatus::Running | JobStatus::Retry
-            )
-        })
-        .map(|d| d.count)
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hub_dying_between_save_and_submit_saves_no_bill_twice() {
     let today = chrono::Local::now().format("%m-%d").to_string();
@@ -306,7 +290,9 @@ async fn crash_between_steps(ts: &TestStore) {
         &log3,
         async || {
             let b = bills(&kd);
-            b.len() >= CLAIMS && b.iter().all(|(_, s)| *s == 'C') && busy(&store).await == 0
+            b.len() >= CLAIMS
+                && b.iter().all(|(_, s)| *s == 'C')
+                && store_testkit::unfinished_jobs(store.as_ref()).await == 0
         },
     )
     .await;

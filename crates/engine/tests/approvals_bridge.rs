@@ -11,12 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use approval_support::{
-    BRIDGE_FLOW, Receiver, approvals_config, approve, claimants, drain_with, sync_company,
-};
+use approval_support::{BRIDGE_FLOW, Receiver, approve, claimants, company, drain_with};
 use engine::approvals::bridge::{Originator, OriginatorKey, StartRequest};
 use engine::node::Node;
-use org_support::{World, handlers};
+use org_support::handlers;
 use sandbox::admin_client::AdminClient;
 use sandbox::seed::Seed;
 use serde_json::{Map, Value, json};
@@ -46,6 +44,14 @@ fn expense_request(job_number: &str, business_key: &str, amount: f64) -> StartRe
     }
 }
 
+/// Only the bridge: no bills in these tests.
+fn bridge_only(text: String) -> String {
+    text.replace(
+        "[flows.expense_to_kingdee]\n",
+        "[flows.expense_to_kingdee]\nenabled = false\n",
+    )
+}
+
 /// The message types a receiver got, per approval, in arrival order.
 fn by_subject(r: &Receiver) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -61,16 +67,7 @@ async fn every_change_arrives_in_order_after_the_receiver_comes_back() {
     let people = claimants(&seed);
     for ts in test_stores().await {
         let store: Arc<dyn Store> = Arc::clone(&ts.store);
-        let world = World::start(&seed).await;
-        let receiver = Receiver::start().await;
-        // Only the bridge: no bills in this test.
-        let cfg = approvals_config(&world, &receiver.url, |t| {
-            t.replace(
-                "[flows.expense_to_kingdee]\n",
-                "[flows.expense_to_kingdee]\nenabled = false\n",
-            )
-        });
-        sync_company(&cfg, &store).await; // fills the identity table (job numbers)
+        let (world, receiver, cfg) = company(&seed, &store, bridge_only).await;
         let registry = handlers(&cfg, &store).await;
         let bridge = Arc::clone(registry.approval_flows().bridge(None).unwrap());
 
@@ -198,15 +195,7 @@ async fn the_backfill_poll_finds_outcomes_whose_events_never_arrived() {
     let people = claimants(&seed);
     for ts in test_stores().await {
         let store: Arc<dyn Store> = Arc::clone(&ts.store);
-        let world = World::start(&seed).await;
-        let receiver = Receiver::start().await;
-        let cfg = approvals_config(&world, &receiver.url, |t| {
-            t.replace(
-                "[flows.expense_to_kingdee]\n",
-                "[flows.expense_to_kingdee]\nenabled = false\n",
-            )
-        });
-        sync_company(&cfg, &store).await;
+        let (world, receiver, cfg) = company(&seed, &store, bridge_only).await;
         let registry = handlers(&cfg, &store).await;
         let bridge = Arc::clone(registry.approval_flows().bridge(Some(BRIDGE_FLOW)).unwrap());
         let mut ids = Vec::new();

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use approval_support::{
-    DOC_FLOW, Receiver, approvals_config, approve, bills, claimants, drain_with, instance,
-    kingdee_calls, revoke, start_expense, sync_company,
+    DOC_FLOW, approvals_config, approve, bills, claimants, company, drain_with, instance,
+    kingdee_calls, revoke, start_expense,
 };
 use engine::node::Node;
-use org_support::{World, handlers};
+use org_support::handlers;
 use sandbox::admin_client::AdminClient;
 use sandbox::seed::Seed;
 use serde_json::json;
@@ -49,10 +49,7 @@ async fn hundred_concurrent_approvals_become_exactly_hundred_bills() {
     let people = claimants(&seed);
     for ts in test_stores().await {
         let store: Arc<dyn Store> = Arc::clone(&ts.store);
-        let world = World::start(&seed).await;
-        let receiver = Receiver::start().await;
-        let cfg = approvals_config(&world, &receiver.url, |t| t);
-        sync_company(&cfg, &store).await;
+        let (world, _receiver, cfg) = company(&seed, &store, |t| t).await;
         let dt = world.dingtalk(&cfg);
 
         // 100 claims started at once, then approved at once.
@@ -202,13 +199,8 @@ async fn a_mapping_error_dead_letters_that_approval_and_replay_creates_its_bill(
     let people = claimants(&seed);
     for ts in test_stores().await {
         let store: Arc<dyn Store> = Arc::clone(&ts.store);
-        let world = World::start(&seed).await;
-        let receiver = Receiver::start().await;
-        // A dictionary that lacks 交通费.
-        let broken = approvals_config(&world, &receiver.url, |t| {
-            t.replace(r#""交通费" = "FYXM02", "#, "")
-        });
-        sync_company(&broken, &store).await;
+        let (world, receiver, broken) =
+            company(&seed, &store, |t| t.replace(r#""交通费" = "FYXM02", "#, "")).await;
         let dt = world.dingtalk(&broken);
         let fine = start_expense(&dt, &people[1], "上海客户拜访", &[("差旅费", "980")]).await;
         let bad = start_expense(
@@ -270,10 +262,7 @@ async fn kingdee_down_for_a_minute_during_a_burst_loses_nothing() {
     let people = claimants(&seed);
     for ts in test_stores().await {
         let store: Arc<dyn Store> = Arc::clone(&ts.store);
-        let world = World::start(&seed).await;
-        let receiver = Receiver::start().await;
-        let cfg = approvals_config(&world, &receiver.url, |t| t);
-        sync_company(&cfg, &store).await;
+        let (world, _receiver, cfg) = company(&seed, &store, |t| t).await;
         let dt = world.dingtalk(&cfg);
         let started: Vec<String> = futures::future::join_all((0..30).map(|i| {
             let dt = dt.clone();
@@ -320,10 +309,7 @@ async fn a_dingtalk_throttling_storm_is_waited_out() {
     let people = claimants(&seed);
     for ts in test_stores().await {
         let store: Arc<dyn Store> = Arc::clone(&ts.store);
-        let world = World::start(&seed).await;
-        let receiver = Receiver::start().await;
-        let cfg = approvals_config(&world, &receiver.url, |t| t);
-        sync_company(&cfg, &store).await;
+        let (world, _receiver, cfg) = company(&seed, &store, |t| t).await;
         let dt = world.dingtalk(&cfg);
         let mut started = Vec::new();
         for (i, who) in people.iter().take(20).enumerate() {
@@ -376,10 +362,7 @@ async fn a_revoked_approval_compensates_its_bill_by_policy() {
     let people = claimants(&seed);
     for ts in test_stores().await {
         let store: Arc<dyn Store> = Arc::clone(&ts.store);
-        let world = World::start(&seed).await;
-        let receiver = Receiver::start().await;
-        let cfg = approvals_config(&world, &receiver.url, |t| t);
-        sync_company(&cfg, &store).await;
+        let (world, receiver, cfg) = company(&seed, &store, |t| t).await;
         let dt = world.dingtalk(&cfg);
         let id = start_expense(&dt, &people[3], "重复报销（撤回）", &ROWS).await;
         approve(&world, &id).await;
@@ -462,10 +445,7 @@ async fn the_voucher_example_posts_a_balanced_audited_voucher() {
     let people = claimants(&seed);
     let ts = store_testkit::sqlite_store().await.unwrap();
     let store: Arc<dyn Store> = Arc::clone(&ts.store);
-    let world = World::start(&seed).await;
-    let receiver = Receiver::start().await;
-    // The voucher flow instead of the expense-claim one.
-    let cfg = approvals_config(&world, &receiver.url, |t| {
+    let (world, _receiver, cfg) = company(&seed, &store, |t| {
         t.replace(
             "[flows.expense_to_kingdee]\n",
             "[flows.expense_to_kingdee]\nenabled = false\n",
@@ -474,9 +454,9 @@ async fn the_voucher_example_posts_a_balanced_audited_voucher() {
             "[flows.expense_to_voucher]\nrecipe = \"approval_to_document\"\nenabled = false\n",
             "[flows.expense_to_voucher]\nrecipe = \"approval_to_document\"\n",
         )
-    });
+    })
+    .await;
     assert!(cfg.flows["expense_to_voucher"].enabled);
-    sync_company(&cfg, &store).await;
     let dt = world.dingtalk(&cfg);
     let id = start_expense(
         &dt,

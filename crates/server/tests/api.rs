@@ -21,7 +21,7 @@ use sandbox::dingtalk::{DingTalkSandbox, DingTalkSandboxConfig};
 use sandbox::seed::Seed;
 use serde_json::{Value, json};
 use server::AppState;
-use store::{ApprovalFilter, JobStatus, Store, now_ms};
+use store::{ApprovalFilter, Store, now_ms};
 use store_testkit::test_stores;
 use tokio_util::sync::CancellationToken;
 
@@ -267,20 +267,7 @@ impl Hub {
         let running = tokio::spawn(pool.run(shutdown.clone()));
         for _ in 0..400 {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let busy: i64 = self
-                .store
-                .queue_depths()
-                .await
-                .unwrap()
-                .iter()
-                .filter(|d| {
-                    matches!(
-                        d.status,
-                        JobStatus::Queued | JobStatus::Running | JobStatus::Retry
-                    )
-                })
-                .map(|d| d.count)
-                .sum();
+            let busy = store_testkit::unfinished_jobs(self.store.as_ref()).await;
             if busy == 0 {
                 break;
             }

@@ -122,3 +122,26 @@ pub async fn test_stores() -> Vec<TestStore> {
     }
     stores
 }
+
+/// Jobs not finished yet: queued, running or waiting to retry. Tests run workers until this is
+/// 0 (the whole cluster's queue, as `queue_depths` reads it).
+pub async fn unfinished_jobs(store: &dyn Store) -> i64 {
+    store
+        .queue_depths()
+        .await
+        .map(|depths| {
+            depths
+                .iter()
+                .filter(|d| {
+                    matches!(
+                        d.status,
+                        store::JobStatus::Queued
+                            | store::JobStatus::Running
+                            | store::JobStatus::Retry
+                    )
+                })
+                .map(|d| d.count)
+                .sum()
+        })
+        .unwrap_or(i64::MAX)
+}

@@ -709,24 +709,7 @@ impl DocumentFlow {
         }
         let now = now_ms();
         let outbox = self
-            .options
-            .webhook
-            .as_ref()
-            .map(|w| OutboxEffect::Add {
-                message: NewWebhookMessage {
-                    subject: Self::link_key(&r.instance_id),
-                    endpoint: w.endpoint(),
-                    message_id: format!("{}.{}.document.created", self.flow, r.instance_id),
-                    event_type: "document.created".into(),
-                    payload: json!({
-                        "type": "document.created",
-                        "timestamp": rfc3339(now),
-                        "data": { "flow": self.flow, "instance_id": r.instance_id, "form_id": self.options.form_id, "bill_no": bill_no },
-                    }),
-                    created_at: now,
-                },
-                flow: Some(self.flow.clone()),
-            })
+            .document_message(r, "document.created", json!({ "bill_no": bill_no }), now)
             .into_iter()
             .collect();
         let t = NewTransfer {
@@ -744,6 +727,37 @@ impl DocumentFlow {
             transfers: vec![t],
             outbox,
             ..JobEffects::default()
+        })
+    }
+
+    /// A message for the flow's webhook (if it has one) about the bill of `r`'s instance; its
+    /// id names the change, so a repeated step adds it once.
+    fn document_message(
+        &self,
+        r: &StepRef,
+        kind: &str,
+        extra: Value,
+        now: Millis,
+    ) -> Option<OutboxEffect> {
+        let w = self.options.webhook.as_ref()?;
+        let mut data = json!({
+            "flow": self.flow,
+            "instance_id": r.instance_id,
+            "form_id": self.options.form_id,
+        });
+        if let (Some(d), Value::Object(e)) = (data.as_object_mut(), extra) {
+            d.extend(e);
+        }
+        Some(OutboxEffect::Add {
+            message: NewWebhookMessage {
+                subject: Self::link_key(&r.instance_id),
+                endpoint: w.endpoint(),
+                message_id: format!("{}.{}.{kind}", self.flow, r.instance_id),
+                event_type: kind.to_owned(),
+                payload: json!({ "type": kind, "timestamp": rfc3339(now), "data": data }),
+                created_at: now,
+            },
+            flow: Some(self.flow.clone()),
         })
     }
 
@@ -804,24 +818,12 @@ impl DocumentFlow {
         }
         let now = now_ms();
         let outbox = self
-            .options
-            .webhook
-            .as_ref()
-            .map(|w| OutboxEffect::Add {
-                message: NewWebhookMessage {
-                    subject: Self::link_key(&r.instance_id),
-                    endpoint: w.endpoint(),
-                    message_id: format!("{}.{}.document.revoked", self.flow, r.instance_id),
-                    event_type: "document.revoked".into(),
-                    payload: json!({
-                        "type": "document.revoked",
-                        "timestamp": rfc3339(now),
-                        "data": { "flow": self.flow, "instance_id": r.instance_id, "form_id": self.options.form_id, "bill_no": bill_no, "operations": done },
-                    }),
-                    created_at: now,
-                },
-                flow: Some(self.flow.clone()),
-            })
+            .document_message(
+                r,
+                "document.revoked",
+                json!({ "bill_no": bill_no, "operations": done }),
+                now,
+            )
             .into_iter()
             .collect();
         Ok(JobEffects {

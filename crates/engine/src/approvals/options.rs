@@ -58,6 +58,35 @@ fn connection_of(
     }
 }
 
+/// The webhook's connection must be an HTTP one.
+fn check_webhook(
+    flow: &FlowConfig,
+    config: &Config,
+    webhook: Option<&WebhookTarget>,
+) -> Result<(), OptionsError> {
+    match webhook {
+        Some(w) => connection_of(
+            flow,
+            config,
+            "webhook.connection",
+            &w.connection,
+            ConnectionKind::Http,
+        ),
+        None => Ok(()),
+    }
+}
+
+fn check_backfill_days(flow: &FlowConfig, days: u32) -> Result<(), OptionsError> {
+    if (1..=120).contains(&days) {
+        Ok(())
+    } else {
+        Err(fail(
+            flow,
+            "options.backfill_days must be 1..=120 (DingTalk lists at most 120 days)",
+        ))
+    }
+}
+
 /// Where webhook messages of a flow go: an HTTP connection (its base URL, `auth_header` and
 /// `hmac_secret`, which signs per Standard Webhooks) and a path below it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -98,27 +127,14 @@ impl BridgeOptions {
     pub fn from_flow(flow: &FlowConfig, config: &Config) -> Result<Self, OptionsError> {
         let o: Self = parse(flow)?;
         connection_of(flow, config, "source", &o.source, ConnectionKind::DingTalk)?;
-        if let Some(w) = &o.webhook {
-            connection_of(
-                flow,
-                config,
-                "webhook.connection",
-                &w.connection,
-                ConnectionKind::Http,
-            )?;
-        }
+        check_webhook(flow, config, o.webhook.as_ref())?;
         if o.templates.is_empty() {
             return Err(fail(
                 flow,
                 "options.templates is empty; add one: [flows.<name>.options.templates] expense = \"PROC-…\"",
             ));
         }
-        if !(1..=120).contains(&o.backfill_days) {
-            return Err(fail(
-                flow,
-                "options.backfill_days must be 1..=120 (DingTalk lists at most 120 days)",
-            ));
-        }
+        check_backfill_days(flow, o.backfill_days)?;
         Ok(o)
     }
 
@@ -215,15 +231,7 @@ impl DocumentOptions {
         let o: Self = parse(flow)?;
         connection_of(flow, config, "source", &o.source, ConnectionKind::DingTalk)?;
         connection_of(flow, config, "target", &o.target, ConnectionKind::Kingdee)?;
-        if let Some(w) = &o.webhook {
-            connection_of(
-                flow,
-                config,
-                "webhook.connection",
-                &w.connection,
-                ConnectionKind::Http,
-            )?;
-        }
+        check_webhook(flow, config, o.webhook.as_ref())?;
         if o.process_codes.is_empty() {
             return Err(fail(
                 flow,
@@ -236,12 +244,7 @@ impl DocumentOptions {
                 "options.audit = true needs submit = true (Kingdee audits submitted bills only)",
             ));
         }
-        if !(1..=120).contains(&o.backfill_days) {
-            return Err(fail(
-                flow,
-                "options.backfill_days must be 1..=120 (DingTalk lists at most 120 days)",
-            ));
-        }
+        check_backfill_days(flow, o.backfill_days)?;
         Ok(o)
     }
 }

@@ -19,7 +19,7 @@ use engine::worker::{RetryPolicies, WorkerPool, WorkerSettings};
 use sandbox::admin_client::AdminClient;
 use sandbox::seed::{Seed, User};
 use serde_json::{Value, json};
-use store::{JobStatus, Store, SyncRunStatus};
+use store::{Store, SyncRunStatus};
 use tokio_util::sync::CancellationToken;
 
 use crate::org_support::{FLOW, World, syncs};
@@ -114,6 +114,20 @@ pub async fn sync_company(cfg: &Config, store: &Arc<dyn Store>) {
     assert_eq!(summary.status, SyncRunStatus::Success, "{summary:?}");
 }
 
+/// The simulated company (DingTalk, and Kingdee after an org sync), a webhook receiver, and the
+/// example configuration pointed at them with `edit` applied.
+pub async fn company(
+    seed: &Seed,
+    store: &Arc<dyn Store>,
+    edit: impl Fn(String) -> String,
+) -> (World, Receiver, Config) {
+    let world = World::start(seed).await;
+    let receiver = Receiver::start().await;
+    let cfg = approvals_config(&world, &receiver.url, edit);
+    sync_company(&cfg, store).await;
+    (world, receiver, cfg)
+}
+
 /// One bill of a form: number, instance id, status, and the whole record as View shows it.
 #[derive(Debug, Clone)]
 pub struct Bill {
@@ -193,19 +207,7 @@ pub async fn drain_with(
     let started = std::time::Instant::now();
     while started.elapsed() < limit {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let busy: i64 = store
-            .queue_depths()
-            .await
-            .unwrap()
-            .iter()
-            .filter(|d| {
-                matches!(
-                    d.status,
-                    JobStatus::Queued | JobStatus::Running | JobStatus::Retry
-                )
-            })
-            .map(|d| d.count)
-            .sum();
+        let busy = store_testkit::unfinished_jobs(store.as_ref()).await;
         if busy == 0 {
             break;
         }

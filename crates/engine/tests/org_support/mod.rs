@@ -206,19 +206,7 @@ pub async fn drain(store: &Arc<dyn Store>, handlers: HandlerRegistry) {
     let running = tokio::spawn(pool.run(shutdown.clone()));
     for _ in 0..3000 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let busy: i64 = store
-            .queue_depths()
-            .await
-            .unwrap()
-            .iter()
-            .filter(|d| {
-                matches!(
-                    d.status,
-                    JobStatus::Queued | JobStatus::Running | JobStatus::Retry
-                )
-            })
-            .map(|d| d.count)
-            .sum();
+        let busy = store_testkit::unfinished_jobs(store.as_ref()).await;
         if busy == 0 {
             break;
         }
