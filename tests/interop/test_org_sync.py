@@ -25,7 +25,6 @@ scripts/interop built (default: target/debug/dingbridge).
 
 import json
 import os
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -33,7 +32,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import require_env
+from conftest import dingbridge_bin, require_env
+from conftest import toml_set as set_key
 from dingtalk.client import AppKeyClient
 from k3cloud_webapi_sdk.main import K3CloudApiSdk
 
@@ -59,40 +59,6 @@ EMP_KEYS = [
     "FDocumentStatus",
 ]
 DEPT_KEYS = ["FNumber", "FName", "FParentID.FNumber", "FForbidStatus", "FDocumentStatus"]
-
-
-def dingbridge_bin() -> str:
-    explicit = os.environ.get("DINGBRIDGE_BIN", "").strip()
-    if explicit:
-        return explicit
-    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
-    if not target.is_absolute():
-        target = ROOT / target
-    built = target / "debug" / "dingbridge"
-    if built.exists():
-        return str(built)
-    pytest.fail(
-        f"DINGBRIDGE_BIN is not set and {built} does not exist: run scripts/interop "
-        "(it builds the binary and exports DINGBRIDGE_BIN)",
-        pytrace=False,
-    )
-
-
-def set_key(text: str, section: str, key: str, value: str) -> str:
-    """`key = value` in `[section]` of a TOML text (value already TOML-quoted)."""
-    lines = text.split("\n")
-    current, done = None, False
-    for i, line in enumerate(lines):
-        header = re.match(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$", line)
-        if header:
-            current = header.group(1).strip()
-            continue
-        m = re.match(rf"^(\s*{re.escape(key)}\s*=\s*)(\"[^\"]*\"|\S+)(.*)$", line)
-        if current == section and m and not done:
-            lines[i] = f"{m.group(1)}{value}{m.group(3)}"
-            done = True
-    assert done, f"examples/dingbridge.toml has no `{key}` in [{section}]; update test_org_sync.py"
-    return "\n".join(lines)
 
 
 def quoted(s: str) -> str:
