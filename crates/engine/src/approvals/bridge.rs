@@ -444,6 +444,7 @@ impl ApprovalBridge {
             .await
             .map_err(|e| CancelError::DingTalk {
                 retryable: e.is_retryable(),
+                retry_after: e.retry_after(),
                 message: e.to_string(),
             })?;
         let now = now_ms();
@@ -644,7 +645,12 @@ pub enum CancelError {
     #[error("the approval is {} already", .0.as_str())]
     Finished(ApprovalStatus),
     #[error("DingTalk: {message}")]
-    DingTalk { retryable: bool, message: String },
+    DingTalk {
+        retryable: bool,
+        /// DingTalk's hint when it throttled the call.
+        retry_after: Option<Duration>,
+        message: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

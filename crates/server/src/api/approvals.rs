@@ -513,11 +513,13 @@ async fn cancel_approval(state: &AppState, id: &str, body: &[u8]) -> Result<Answ
         }
         Err(CancelError::DingTalk {
             retryable: true,
+            retry_after,
             message,
-        }) => return Err(ApiError::dingtalk_retryable(&message, None)),
+        }) => return Err(ApiError::dingtalk_retryable(&message, retry_after)),
         Err(CancelError::DingTalk {
             retryable: false,
             message,
+            ..
         }) => return Err(ApiError::dingtalk_refused(&message).with_approval(Some(id.to_owned()))),
         Err(CancelError::Store(e)) => return Err(ApiError::store(&e)),
     }
