@@ -38,6 +38,9 @@ enum Scenario {
     /// Full org sync DingTalk → Kingdee by the `dingbridge` binary (time, quota use, peak RSS),
     /// event latency through `dingbridge serve`, and the naive one-call-per-user walk.
     OrgSync(scenarios::org_sync::Args),
+    /// Approved 费用报销 claims → audited Kingdee bills by `dingbridge serve` (flow
+    /// `expense_to_kingdee`): finish → audited latency, throughput, time per platform.
+    Approvals(scenarios::approvals::Args),
 }
 
 /// `target/bench` of the workspace (or of `CARGO_TARGET_DIR`).
@@ -67,6 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::KingdeeBatchsave(args) => scenarios::kingdee_batchsave::run(args).await?,
         Scenario::DingtalkWalk(args) => scenarios::dingtalk_walk::run(args).await?,
         Scenario::OrgSync(args) => scenarios::org_sync::run(args).await?,
+        Scenario::Approvals(args) => scenarios::approvals::run(args).await?,
     };
     let path = outcome.write(&cli.out_dir)?;
     print!("{}", outcome.summary);

@@ -68,6 +68,7 @@ pub fn timestamp() -> String {
 pub struct Percentiles {
     pub p50: f64,
     pub p90: f64,
+    pub p95: f64,
     pub p99: f64,
     pub max: f64,
     pub mean: f64,
@@ -96,6 +97,7 @@ impl Percentiles {
         Percentiles {
             p50: rank(0.50),
             p90: rank(0.90),
+            p95: rank(0.95),
             p99: rank(0.99),
             max: samples.last().map_or(0.0, |d| ms(*d)),
             mean,
@@ -127,6 +129,7 @@ mod tests {
         let mut v: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
         let p = Percentiles::of(&mut v);
         assert_eq!((p.p50, p.p90, p.p99, p.max), (50.0, 90.0, 99.0, 100.0));
+        assert_eq!(p.p95, 95.0);
         assert_eq!(p.mean, 50.5);
         let p = Percentiles::of(&mut [Duration::from_micros(1500)]);
         assert_eq!((p.p50, p.p99, p.max), (1.5, 1.5, 1.5));

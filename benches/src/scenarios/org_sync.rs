@@ -118,7 +118,7 @@ pub struct Args {
     bin: Option<PathBuf>,
 }
 
-fn at_least_one(s: &str) -> Result<usize, String> {
+pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("`{s}` is not a count of at least 1")),
@@ -200,7 +200,7 @@ async fn kingdee_counters(sims: &Sims) -> anyhow::Result<Value> {
 }
 
 /// `after[key] − before[key]` for every numeric entry of the object `key` of two counter dumps.
-fn delta_map(before: &Value, after: &Value, key: &str) -> BTreeMap<String, u64> {
+pub(crate) fn delta_map(before: &Value, after: &Value, key: &str) -> BTreeMap<String, u64> {
     let Some(a) = after.get(key).and_then(Value::as_object) else {
         return BTreeMap::new();
     };
@@ -266,7 +266,7 @@ fn dingtalk_limits(cfg: &Config) -> anyhow::Result<ConnectionLimits> {
     Ok(limiter.limits().clone())
 }
 
-fn locate_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn locate_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     let path = match given {
         Some(p) => p.to_path_buf(),
         None => std::env::current_exe()
@@ -277,7 +277,7 @@ fn locate_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     };
     ensure!(
         path.is_file(),
-        "{} not found: build it with `cargo build --release -p dingbridge` (scripts/bench org-sync does), or pass --bin",
+        "{} not found: build it with `cargo build --release -p dingbridge` (scripts/bench org-sync and approvals do), or pass --bin",
         path.display()
     );
     Ok(path)
@@ -293,7 +293,7 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 }
 
 /// Reads `VmHWM` of `pid` every [`SAMPLE`] into `peak` until aborted.
-fn watch_peak_rss(pid: u32, peak: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn watch_peak_rss(pid: u32, peak: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SAMPLE);
         loop {
@@ -305,19 +305,23 @@ fn watch_peak_rss(pid: u32, peak: Arc<AtomicU64>) -> tokio::task::JoinHandle<()>
     })
 }
 
-fn mib(kib: u64) -> f64 {
+pub(crate) fn mib(kib: u64) -> f64 {
     round(kib as f64 / 1024.0, 1)
 }
 
 /// The last `n` lines of a log file, for an error message.
-fn log_tail(path: &Path, n: usize) -> String {
+pub(crate) fn log_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].join("\n")
 }
 
-fn hub_command(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<tokio::process::Command> {
+pub(crate) fn hub_command(
+    bin: &Path,
+    config: &Path,
+    log: &Path,
+) -> anyhow::Result<tokio::process::Command> {
     let log_file =
         std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let mut cmd = tokio::process::Command::new(bin);
@@ -615,7 +619,109 @@ fn bench_client(sims: &Sims, name: &str) -> anyhow::Result<DingTalkClient> {
 
 /// SIGTERM (graceful stop) to our own child, through `kill(1)`: the workspace forbids
 /// `unsafe`, so no `libc::kill`.
-fn terminate(pid: u32) -> anyhow::Result<()> {
+/// `dingbridge serve` running as a child during a benchmark phase, its peak RSS watched.
+pub(crate) struct ServeChild {
+    child: tokio::process::Child,
+    pid: u32,
+    /// Its stderr (the tracing log).
+    pub(crate) log: PathBuf,
+    peak: Arc<AtomicU64>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl ServeChild {
+    /// Start `bin serve` on `config` (log in `work`) and return once it has opened a Stream
+    /// connection to the DingTalk simulator `dt` (it is then ready for events).
+    pub(crate) async fn start(
+        dt: &DingTalkSandbox,
+        bin: &Path,
+        config: &Path,
+        work: &Path,
+    ) -> anyhow::Result<Self> {
+        let log = work.join("serve.log");
+        let stdout_log = std::fs::File::create(work.join("serve.out"))?;
+        let mut cmd = hub_command(bin, config, &log)?;
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::from(stdout_log));
+        let connections_before = dt.counters().stream_connections;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} serve", bin.display()))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow!("the serve child has no pid"))?;
+        let peak = Arc::new(AtomicU64::new(0));
+        let watcher = watch_peak_rss(pid, Arc::clone(&peak));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let ready = loop {
+            if dt.counters().stream_connections > connections_before {
+                break Ok(());
+            }
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    break Err(anyhow!(
+                        "`dingbridge serve` ended before connecting over Stream ({status})\n--- {} (tail) ---\n{}",
+                        log.display(),
+                        log_tail(&log, 30)
+                    ));
+                }
+                Err(e) => break Err(e.into()),
+                Ok(None) => {}
+            }
+            if Instant::now() >= deadline {
+                break Err(anyhow!(
+                    "`dingbridge serve` opened no Stream connection within 60 s\n--- {} (tail) ---\n{}",
+                    log.display(),
+                    log_tail(&log, 30)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let served = ServeChild {
+            child,
+            pid,
+            log,
+            peak,
+            watcher,
+        };
+        match ready {
+            Ok(()) => Ok(served),
+            Err(e) => {
+                served.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// How it ended, if it has.
+    pub(crate) fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    /// Stop it gracefully (SIGTERM; its shutdown grace is 20 s), or kill it after 40 s. How it
+    /// ended, and its peak RSS in KiB.
+    pub(crate) async fn stop(mut self) -> (String, u64) {
+        let stopped = match terminate(self.pid) {
+            Ok(()) => tokio::time::timeout(Duration::from_secs(40), self.child.wait())
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(_) => None,
+        };
+        let exit = match stopped {
+            Some(status) => status.to_string(),
+            None => {
+                let _ = self.child.start_kill();
+                let _ = self.child.wait().await;
+                "killed after no graceful stop within 40 s".to_owned()
+            }
+        };
+        self.watcher.abort();
+        (exit, self.peak.load(Ordering::Relaxed))
+    }
+}
+
+pub(crate) fn terminate(pid: u32) -> anyhow::Result<()> {
     let status = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
@@ -643,39 +749,8 @@ async fn event_latency(
     work: &Path,
     args: &Args,
 ) -> anyhow::Result<Events> {
-    let log = work.join("serve.log");
-    let stdout_log = std::fs::File::create(work.join("serve.out"))?;
-    let mut cmd = hub_command(bin, config, &log)?;
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::from(stdout_log));
-    let connections_before = sims.dt.counters().stream_connections;
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting {} serve", bin.display()))?;
-    let pid = child
-        .id()
-        .ok_or_else(|| anyhow!("the serve child has no pid"))?;
-    let peak = Arc::new(AtomicU64::new(0));
-    let watcher = watch_peak_rss(pid, Arc::clone(&peak));
+    let serve = ServeChild::start(&sims.dt, bin, config, work).await?;
     let result = async {
-        // Ready once its Stream connection is open.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while sims.dt.counters().stream_connections <= connections_before {
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "`dingbridge serve` ended before connecting over Stream ({status})\n--- {} (tail) ---\n{}",
-                    log.display(),
-                    log_tail(&log, 30)
-                );
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "`dingbridge serve` opened no Stream connection within 60 s\n--- {} (tail) ---\n{}",
-                log.display(),
-                log_tail(&log, 30)
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         tokio::time::sleep(Duration::from_secs(1)).await;
         let dt_before = dingtalk_counters(sims).await?;
         let kd_before = kingdee_counters(sims).await?;
@@ -726,8 +801,8 @@ async fn event_latency(
             missing.len(),
             EVENT_GRACE.as_secs(),
             &missing[..missing.len().min(10)],
-            log.display(),
-            log_tail(&log, 30)
+            serve.log.display(),
+            log_tail(&serve.log, 30)
         );
         let dt_after = dingtalk_counters(sims).await?;
         let kd_after = kingdee_counters(sims).await?;
@@ -740,29 +815,14 @@ async fn event_latency(
         ))
     }
     .await;
-    // Stop the node gracefully (its shutdown grace is 20 s), whatever happened above.
-    let stopped = match terminate(pid) {
-        Ok(()) => tokio::time::timeout(Duration::from_secs(40), child.wait())
-            .await
-            .ok()
-            .and_then(Result::ok),
-        Err(_) => None,
-    };
-    let serve_exit = match stopped {
-        Some(status) => status.to_string(),
-        None => {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-            "killed after no graceful stop within 40 s".to_owned()
-        }
-    };
-    watcher.abort();
+    // Stop the node, whatever happened above.
+    let (serve_exit, serve_peak_rss_kib) = serve.stop().await;
     let (latencies, sent, send_s, dt_delta, kd_delta) = result?;
     Ok(Events {
         latencies,
         sent,
         send_s,
-        serve_peak_rss_kib: peak.load(Ordering::Relaxed),
+        serve_peak_rss_kib,
         serve_exit,
         dt_delta,
         kd_delta,
@@ -919,26 +979,24 @@ fn definitions() -> Value {
     })
 }
 
-pub async fn run(args: Args) -> anyhow::Result<Outcome> {
-    let bin = locate_binary(args.bin.as_deref())?;
-    let work = tempfile::Builder::new()
-        .prefix("dbb-org-sync-")
-        .tempdir()
-        .context("creating a temporary directory")?;
-    match args.backend {
-        Backend::Sqlite => {
-            let url = format!("sqlite://{}", work.path().join("hub.sqlite").display());
-            measure(&args, &bin, work.path(), &url).await
-        }
+/// Run `measure` on a fresh hub store of `backend`: a SQLite file in `work`, or a PostgreSQL
+/// schema of its own that is dropped afterwards.
+pub(crate) async fn with_fresh_store<T>(
+    scenario: &str,
+    backend: Backend,
+    postgres_url: &str,
+    work: &Path,
+    measure: impl AsyncFnOnce(String) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match backend {
+        Backend::Sqlite => measure(format!("sqlite://{}", work.join("hub.sqlite").display())).await,
         Backend::Postgres => {
-            let version = probe_postgres(&args.postgres_url)
+            let version = probe_postgres(postgres_url).await.map_err(|e| anyhow!(e))?;
+            eprintln!("{scenario}: PostgreSQL {version}");
+            let schema = ScratchSchema::create(postgres_url, "dbb_")
                 .await
-                .map_err(|e| anyhow!(e))?;
-            eprintln!("{SCENARIO}: PostgreSQL {version}");
-            let schema = ScratchSchema::create(&args.postgres_url, "dbb_")
-                .await
-                .with_context(|| format!("creating a schema on {}", args.postgres_url))?;
-            let out = measure(&args, &bin, work.path(), &schema.url()).await;
+                .with_context(|| format!("creating a schema on {postgres_url}"))?;
+            let out = measure(schema.url()).await;
             let name = schema.name.clone();
             match (out, schema.drop().await) {
                 (Ok(o), Ok(())) => Ok(o),
@@ -950,6 +1008,22 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
             }
         }
     }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<Outcome> {
+    let bin = locate_binary(args.bin.as_deref())?;
+    let work = tempfile::Builder::new()
+        .prefix("dbb-org-sync-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    with_fresh_store(
+        SCENARIO,
+        args.backend,
+        &args.postgres_url,
+        work.path(),
+        async |url| measure(&args, &bin, work.path(), &url).await,
+    )
+    .await
 }
 
 async fn measure(args: &Args, bin: &Path, work: &Path, store_url: &str) -> anyhow::Result<Outcome> {
