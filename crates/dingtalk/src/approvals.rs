@@ -18,8 +18,16 @@ use crate::client::{DingTalkClient, from_value};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, DeptId, ProcessCode, ProcessInstanceId, TaskId, UserId};
 
-/// Pacer group.
+/// Pacer group: the approval APIs' rule (`[connections.*.limits]` names it).
 pub const GROUP: &str = "workflow";
+
+/// The pacer group of one approval API: DingTalk's quota is per app × API (protocol §7), so
+/// reading instances and commenting on them are paced apart, each just under its own quota,
+/// under the `workflow` rule. `api` is the path, with the method for v1.0 (`GET /v1.0/…`),
+/// where one path serves two APIs.
+pub fn group_for(api: &str) -> String {
+    format!("{GROUP}:{api}")
+}
 
 /// An uploaded file referenced by an attachment control (`DDAttachment`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -617,7 +625,11 @@ impl DingTalkClient {
     /// Start an instance (oapi): `/topapi/processinstance/create`.
     pub async fn approval_create_oapi(&self, req: &NewInstance) -> Result<ProcessInstanceId> {
         let v = self
-            .oapi_post_raw(GROUP, "/topapi/processinstance/create", &req.to_oapi())
+            .oapi_post_raw(
+                &group_for("/topapi/processinstance/create"),
+                "/topapi/processinstance/create",
+                &req.to_oapi(),
+            )
             .await?;
         v.get("process_instance_id")
             .and_then(crate::lenient::as_string)
@@ -629,7 +641,7 @@ impl DingTalkClient {
     pub async fn approval_get_oapi(&self, id: &ProcessInstanceId) -> Result<ProcessInstance> {
         let v = self
             .oapi_post_raw(
-                GROUP,
+                &group_for("/topapi/processinstance/get"),
                 "/topapi/processinstance/get",
                 &json!({ "process_instance_id": id }),
             )
@@ -659,7 +671,11 @@ impl DingTalkClient {
             }
         }
         let v = self
-            .oapi_post_raw(GROUP, "/topapi/processinstance/listids", &body)
+            .oapi_post_raw(
+                &group_for("/topapi/processinstance/listids"),
+                "/topapi/processinstance/listids",
+                &body,
+            )
             .await?;
         let result = v.get("result").cloned().unwrap_or(Value::Null);
         let ids = result
@@ -687,7 +703,7 @@ impl DingTalkClient {
         }
         let r: R = self
             .api(
-                GROUP,
+                &group_for("POST /v1.0/workflow/processInstances"),
                 Method::POST,
                 "/v1.0/workflow/processInstances",
                 &[],
@@ -701,7 +717,7 @@ impl DingTalkClient {
     pub async fn approval_get(&self, id: &ProcessInstanceId) -> Result<ProcessInstance> {
         let v = self
             .api_raw(
-                GROUP,
+                &group_for("GET /v1.0/workflow/processInstances"),
                 Method::GET,
                 "/v1.0/workflow/processInstances",
                 &[("processInstanceId", id.to_string())],
@@ -737,7 +753,7 @@ impl DingTalkClient {
         }
         let v = self
             .api_raw(
-                GROUP,
+                &group_for("POST /v1.0/workflow/processes/instanceIds/query"),
                 Method::POST,
                 "/v1.0/workflow/processes/instanceIds/query",
                 &[],
@@ -778,7 +794,7 @@ impl DingTalkClient {
         });
         let v = self
             .api_raw(
-                GROUP,
+                &group_for("POST /v1.0/workflow/processInstances/execute"),
                 Method::POST,
                 "/v1.0/workflow/processInstances/execute",
                 &[],
@@ -803,7 +819,7 @@ impl DingTalkClient {
         }
         let v = self
             .api_raw(
-                GROUP,
+                &group_for("POST /v1.0/workflow/processInstances/terminate"),
                 Method::POST,
                 "/v1.0/workflow/processInstances/terminate",
                 &[],
@@ -830,7 +846,7 @@ impl DingTalkClient {
         });
         let v = self
             .api_raw(
-                GROUP,
+                &group_for("POST /v1.0/workflow/processInstances/comments"),
                 Method::POST,
                 "/v1.0/workflow/processInstances/comments",
                 &[],
@@ -845,7 +861,7 @@ impl DingTalkClient {
     pub async fn approval_form_schema(&self, code: &ProcessCode) -> Result<FormSchema> {
         let v = self
             .api_raw(
-                GROUP,
+                &group_for("GET /v1.0/workflow/forms/schemas/processCodes"),
                 Method::GET,
                 "/v1.0/workflow/forms/schemas/processCodes",
                 &[("processCode", code.to_string())],

@@ -1178,7 +1178,13 @@ async fn ip_ban_page_is_throttled_with_a_wait() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(limiter.paused_until("workflow").is_some());
+    assert!(
+        limiter
+            .paused_until(&dingtalk::approvals::group_for(
+                "GET /v1.0/workflow/forms/schemas/processCodes"
+            ))
+            .is_some()
+    );
     assert!(s.counter("banned_requests").await >= 2);
     assert!(s.admin_get("bans").await.to_string().contains("127.0.0.1"));
 

@@ -4,7 +4,7 @@
 //! A reaper task returns the jobs of workers that died (expired leases) to the queue.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -15,6 +15,21 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::clock::now_ms;
+
+/// Idle workers of this process wait on this as well as on their poll interval.
+static WAKE: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
+
+/// `jobs` were just made runnable in this process (an inbound event stored, an API request
+/// queued work, an ack enqueued follow-ups): wake idle workers now rather than at their next
+/// poll. Workers of other processes find the jobs at their next poll, as before.
+pub fn wake_workers(jobs: usize) {
+    match jobs {
+        0 => {}
+        // One waiting worker, or the next one to go idle (the permit is kept).
+        1 => WAKE.notify_one(),
+        _ => WAKE.notify_waiters(),
+    }
+}
 use crate::jobs::{HandlerRegistry, JobContext, JobError};
 use crate::retry::RetryPolicy;
 
@@ -195,6 +210,7 @@ impl Worker {
         tokio::select! {
             () = shutdown.cancelled() => {}
             () = tokio::time::sleep(wait) => {}
+            () = WAKE.notified() => {}
         }
     }
 
@@ -250,6 +266,8 @@ impl Worker {
                 }
             }
             Some(Ok(effects)) => {
+                // This worker claims again at once; the others are woken for the rest.
+                let follow_ups = effects.enqueue.len().saturating_sub(1);
                 let commit = async {
                     let now = now_ms();
                     let mut tx = self.store.begin().await?;
@@ -259,6 +277,7 @@ impl Worker {
                 };
                 match commit.await {
                     Ok(()) => {
+                        wake_workers(follow_ups);
                         metrics::counter!("dingbridge_jobs_done_total", "kind" => kind)
                             .increment(1);
                         debug!(job = %job.id, "done");

@@ -398,6 +398,7 @@ impl ApprovalBridge {
                 tx.enqueue(&self.sync_job(&instance_id.0, &format!("created:{id}"), now_ms()))
                     .await?;
                 tx.commit().await?;
+                crate::worker::wake_workers(1);
             }
             Err(e) => {
                 let mut tx = self.store.begin().await?;

@@ -76,6 +76,15 @@ impl Step {
             Step::Writeback => "writeback",
         }
     }
+    /// Claim priority: later steps first.
+    fn priority(self) -> i32 {
+        match self {
+            Step::Save => 1,
+            Step::Submit => 2,
+            Step::Audit => 3,
+            Step::Writeback => 4,
+        }
+    }
     /// The link step that means this step is done.
     fn done_mark(self) -> &'static str {
         match self {
@@ -185,6 +194,9 @@ impl DocumentFlow {
         )
         .flow(self.flow.clone())
         .queue(self.queue.clone())
+        // Later steps first: in a burst, sagas under way finish before new ones start, so
+        // bills come out steadily instead of all at the end.
+        .priority(step.priority())
         .idempotency_key(format!(
             "a2d:{}:{}:{}",
             self.flow,

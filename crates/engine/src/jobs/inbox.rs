@@ -53,6 +53,9 @@ pub async fn store_event(
         tx.enqueue(&job).await?;
     }
     tx.commit().await?;
+    if new {
+        crate::worker::wake_workers(1);
+    }
     Ok(new)
 }
 
