@@ -1587,7 +1587,7 @@ fn definitions() -> Value {
         "time_shares.worker_time_percent": "the steps' own time (to_done without queue_wait and event_delivery: what the workers were doing) by dingtalk / kingdee / hub",
         "steps": "per step (transfer_log rows of the flow; the last row per step and instance): duration_ms (the transfer's duration_ms), queue_wait_ms (as above), mean_ms split as in time_shares, and *_server the simulators' own time serving the matched requests",
         "attribution": "requests are matched to a step attempt by their operation (save: approval get, ExecuteBillQuery, Save; submit: Submit; audit: Audit; their status queries; writeback: comment), by the instance id (save, writeback) or bill number (submit, audit) in their query or body, and by lying inside the attempt's window [started_at, started_at + duration_ms + 2 ms]; token and login requests are not matched, their time counts for the next matched request",
-        "workflow_quota": "the approval get (GET /v1.0/workflow/processInstances) and comment calls during the approve phase, per second over window_s (first finish → last comment), ÷ 20 QPS per API; the hub paces both through one pacer group (`workflow`), whose rule is given",
+        "workflow_quota": "the approval get (GET /v1.0/workflow/processInstances) and comment calls during the approve phase, per second over window_s (first finish → last comment), ÷ 20 QPS per API; the hub paces each API in a group of its own (`workflow:<api>`) under the `workflow` rule, which is given",
         "throttled_90018": "90018 answers counted by the DingTalk simulator over the whole run (the benchmark's own approval_create calls included; throttled_90018_while_creating is theirs)",
         "peak_rss_mb": "VmHWM of the `dingbridge serve` child (peak resident set), read from /proc/<pid>/status; MiB",
         "verified": "every instance has exactly one bill carrying its id, audited (C); no other bill; dead letters in the store (must be 0); step jobs that needed more than one attempt",
@@ -1693,7 +1693,7 @@ fn summary(r: &Value) -> String {
         &mut out,
         "DingTalk workflow APIs",
         format!(
-            "get {:.2}/s, comment {:.2}/s (20 QPS each); hub pacer `{}` {:.2}/s shared",
+            "get {:.2}/s, comment {:.2}/s (20 QPS each); hub pacer `{}:<api>` {:.2}/s per API",
             f(&w["approval_get_per_s"]),
             f(&w["comment_per_s"]),
             w["hub_pacer_group"].as_str().unwrap_or("?"),
