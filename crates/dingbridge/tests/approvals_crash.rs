@@ -8,62 +8,37 @@
 //! bill number is commented once on each approval; nothing is dead.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod node_support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dingtalk::approvals::{FormField, NewInstance};
 use dingtalk::{DeptId, ProcessInstanceId};
 use engine::config::{Config, ConnectionSettings};
 use engine::orgsync::{Progress, SyncMode, build_syncs};
-use sandbox::dingtalk::{DingTalkSandbox, DingTalkSandboxConfig, Edition};
-use sandbox::kingdee::{KingdeeSandbox, KingdeeSandboxConfig};
+use node_support::{example_for, replace, serve_dingtalk, serve_kingdee, start, tail, wait_for};
+use sandbox::dingtalk::Edition;
+use sandbox::kingdee::KingdeeSandbox;
 use sandbox::seed::Seed;
 use store::{JobStatus, Store, SyncRunStatus, TransferFilter};
 use store_testkit::{TestStore, test_stores};
-use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dingbridge");
-const EXAMPLE: &str = include_str!("../../../examples/dingbridge.toml");
 const FLOW: &str = "expense_to_kingdee";
 const FORM: &str = "ER_ExpReimbursement";
 const EXPENSE: &str = "PROC-SBX-FYBX-7C1F3A9E-0001";
 const CLAIMS: usize = 12;
 
-struct Served {
-    url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn replace(text: &str, from: &str, to: &str) -> String {
-    assert!(
-        text.contains(from),
-        "examples/dingbridge.toml no longer contains `{from}`; update approvals_crash.rs"
-    );
-    text.replace(from, to)
-}
-
-/// The example pointed at the simulators and the store, with short leases, and every schedule
-/// moved to 29 February (never during the test): only the events drive the work.
+/// The example pointed at the simulators and the store, every schedule moved to 29 February
+/// (never during the test): only the events drive the work.
 fn config_text(dt_url: &str, kd_url: &str, store_url: &str) -> String {
-    let mut text = replace(EXAMPLE, "http://127.0.0.1:8089", dt_url);
-    text = replace(&text, "http://127.0.0.1:8090", kd_url);
-    text = replace(
-        &text,
-        "url = \"sqlite://dingbridge.sqlite\"",
-        &format!("url = \"{store_url}\""),
+    let mut text = replace(
+        &example_for(dt_url, kd_url, store_url),
+        "edition = \"standard\"",
+        "edition = \"exclusive\"",
     );
-    text = replace(&text, "lease_seconds = 30", "lease_seconds = 3");
-    text = replace(&text, "poll_interval_ms = 250", "poll_interval_ms = 50");
-    text = replace(&text, "edition = \"standard\"", "edition = \"exclusive\"");
     for cron in [
         "schedule = \"0 */10 * * * *\"",
         "schedule = \"0 */5 * * * *\"",
@@ -73,38 +48,6 @@ fn config_text(dt_url: &str, kd_url: &str, store_url: &str) -> String {
         text = replace(&text, cron, "schedule = \"0 0 0 29 2 *\"");
     }
     text
-}
-
-fn start(config: &Path, log: &Path, failpoints: &str) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .env(engine::failpoint::ENV, failpoints)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-async fn wait_for(what: &str, limit: Duration, log: &Path, mut check: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}; the node's log ends with:\n{}",
-            tail(log)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// (instance id, status) of every bill.
@@ -146,33 +89,8 @@ async fn the_hub_dying_between_save_and_submit_saves_no_bill_twice() {
 
 async fn crash_between_steps(ts: &TestStore) {
     let seed = Seed::builtin();
-    let mut dt_cfg = DingTalkSandboxConfig::default();
-    for app in &mut dt_cfg.apps {
-        app.edition = Edition::Exclusive;
-    }
-    let dt_sb = DingTalkSandbox::new(dt_cfg, &seed);
-    let dl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dt = Served {
-        url: format!("http://{}", dl.local_addr().unwrap()),
-        task: tokio::spawn(async move {
-            let _ = sandbox::dingtalk::serve(dl, dt_sb).await;
-        }),
-    };
-    let kd = KingdeeSandbox::new(
-        KingdeeSandboxConfig {
-            seed_org: false,
-            ..KingdeeSandboxConfig::default()
-        },
-        &seed,
-    );
-    let kl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let served = kd.clone();
-    let kd_served = Served {
-        url: format!("http://{}", kl.local_addr().unwrap()),
-        task: tokio::spawn(async move {
-            let _ = sandbox::kingdee::serve(kl, served).await;
-        }),
-    };
+    let dt = serve_dingtalk(&seed, Edition::Exclusive).await;
+    let (kd, kd_served) = serve_kingdee(&seed).await;
     let text = config_text(&dt.url, &kd_served.url, &ts.url);
     let dir = tempfile::tempdir().unwrap();
     let config: PathBuf = dir.path().join("dingbridge.toml");

@@ -8,104 +8,40 @@
 //! no dead letters.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod node_support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::config::Config;
 use engine::node::Node;
 use engine::orgsync::{Progress, SyncMode, build_syncs};
-use sandbox::dingtalk::{DingTalkSandbox, DingTalkSandboxConfig, Edition};
-use sandbox::kingdee::{KingdeeSandbox, KingdeeSandboxConfig};
+use node_support::{
+    Served, example_for, kill_9, replace, serve_dingtalk, serve_kingdee, start, wait_for,
+};
+use sandbox::dingtalk::Edition;
+use sandbox::kingdee::KingdeeSandbox;
 use sandbox::seed::Seed;
 use serde_json::{Value, json};
 use store::{JobFilter, JobStatus, Store, SyncRun, SyncRunStatus, TransferFilter};
 use store_testkit::{TestStore, sqlite_store, test_stores};
-use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dingbridge");
-const EXAMPLE: &str = include_str!("../../../examples/dingbridge.toml");
 const FLOW: &str = "org_to_kingdee";
 const EMPLOYEES: &str = "BD_Empinfo";
 const DEPARTMENTS: &str = "BD_Department";
-
-/// A simulator served on a free port of this process; stopped when dropped.
-struct Served {
-    url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// The DingTalk simulator with `seed`: standard edition (20 QPS per API, as
-/// `dingbridge sandbox` starts it) or exclusive (60).
-async fn serve_dingtalk(seed: &Seed, edition: Edition) -> Served {
-    let mut config = DingTalkSandboxConfig::default();
-    for app in &mut config.apps {
-        app.edition = edition;
-    }
-    let dt = DingTalkSandbox::new(config, seed);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let _ = sandbox::dingtalk::serve(listener, dt).await;
-    });
-    Served { url, task }
-}
-
-/// An empty Kingdee data centre (no departments, no employees): the sync has to build it.
-async fn serve_kingdee(seed: &Seed) -> (KingdeeSandbox, Served) {
-    let kd = KingdeeSandbox::new(
-        KingdeeSandboxConfig {
-            seed_org: false,
-            ..KingdeeSandboxConfig::default()
-        },
-        seed,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let served = kd.clone();
-    let task = tokio::spawn(async move {
-        let _ = sandbox::kingdee::serve(listener, served).await;
-    });
-    (kd, Served { url, task })
-}
-
-/// `text` with `from` replaced by `to`; `from` must be there (the example changed otherwise).
-fn replace(text: &str, from: &str, to: &str) -> String {
-    assert!(
-        text.contains(from),
-        "examples/dingbridge.toml no longer contains `{from}`; update org_sync_crash.rs"
-    );
-    text.replace(from, to)
-}
 
 /// The example configuration pointed at the simulators and `store_url`, with short leases and
 /// the reconcile schedule moved out of the way (a scheduled run of the same flow must not start
 /// while the test watches the full one).
 fn config_text(dt_url: &str, kd_url: &str, store_url: &str) -> String {
-    let mut text = replace(EXAMPLE, "http://127.0.0.1:8089", dt_url);
-    text = replace(&text, "http://127.0.0.1:8090", kd_url);
-    text = replace(
-        &text,
-        "url = \"sqlite://dingbridge.sqlite\"",
-        &format!("url = \"{store_url}\""),
-    );
-    text = replace(&text, "lease_seconds = 30", "lease_seconds = 3");
-    text = replace(&text, "poll_interval_ms = 250", "poll_interval_ms = 50");
     // 29 February at midnight: never during the test (today is checked below).
-    text = replace(
-        &text,
+    replace(
+        &example_for(dt_url, kd_url, store_url),
         "schedule = \"0 */10 * * * *\"",
         "schedule = \"0 0 0 29 2 *\"",
-    );
-    text
+    )
 }
 
 fn write_config(dir: &Path, text: &str) -> (PathBuf, Config) {
@@ -114,43 +50,6 @@ fn write_config(dir: &Path, text: &str) -> (PathBuf, Config) {
     let cfg = Config::from_str(text, "dingbridge.toml")
         .unwrap_or_else(|e| panic!("the test's configuration is invalid: {e}\n{text}"));
     (path, cfg)
-}
-
-fn start(config: &Path, log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-/// SIGKILL: no cleanup, the lease and the running sync run are left behind.
-async fn kill_9(node: &mut Child) {
-    node.start_kill().unwrap();
-    node.wait().await.unwrap();
-}
-
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-async fn wait_for(what: &str, limit: Duration, log: &Path, mut check: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}; the node's log ends with:\n{}",
-            tail(log)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn count_of(kd: &KingdeeSandbox, form: &str) -> usize {
@@ -353,7 +252,7 @@ async fn crash_and_resume(
     let job_id = store.enqueue(&job).await.unwrap().id;
 
     let started = Instant::now();
-    let mut first = start(&config, &first_log);
+    let mut first = start(&config, &first_log, "");
     // A quarter in: some batches are recorded (their links skip them on resume), the one in
     // flight may be saved in Kingdee but not recorded (sent again, found by number).
     wait_for(
@@ -402,7 +301,7 @@ async fn crash_and_resume(
         "{name}: the job's lease is left behind by kill -9"
     );
 
-    let mut second = start(&config, &second_log);
+    let mut second = start(&config, &second_log, "");
     wait_for(
         &format!("{name}: the resumed run to finish"),
         Duration::from_secs(300),
