@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use approval_support::{
-    DOC_FLOW, approvals_config, approve, bills, claimants, company, drain_with, instance,
-    kingdee_calls, revoke, start_expense,
+    DOC_FLOW, approvals_config, approve, bills, burst_of_approved, claimants, company, drain_with,
+    instance, kingdee_calls, revoke, start_expense,
 };
 use engine::node::Node;
 use org_support::handlers;
@@ -53,15 +53,15 @@ async fn hundred_concurrent_approvals_become_exactly_hundred_bills() {
         let dt = world.dingtalk(&cfg);
 
         // 100 claims started at once, then approved at once.
-        let started: Vec<String> = futures::future::join_all((0..100).map(|i| {
-            let dt = dt.clone();
-            let who = people[i % people.len()].clone();
-            async move {
-                start_expense(&dt, &who, &format!("杭州出差报销 第{i}号"), &ROWS).await
-            }
-        }))
+        let started = burst_of_approved(
+            &world,
+            &dt,
+            &people,
+            100,
+            |i| format!("杭州出差报销 第{i}号"),
+            &ROWS,
+        )
         .await;
-        futures::future::join_all(started.iter().map(|id| approve(&world, id))).await;
         world.deliver_events(store.as_ref()).await;
         let saves_before = kingdee_calls(&world, "Save").await;
         // The org sync submitted and audited its own batches.
@@ -264,13 +264,8 @@ async fn kingdee_down_for_a_minute_during_a_burst_loses_nothing() {
         let store: Arc<dyn Store> = Arc::clone(&ts.store);
         let (world, _receiver, cfg) = company(&seed, &store, |t| t).await;
         let dt = world.dingtalk(&cfg);
-        let started: Vec<String> = futures::future::join_all((0..30).map(|i| {
-            let dt = dt.clone();
-            let who = people[i % people.len()].clone();
-            async move { start_expense(&dt, &who, &format!("展会差旅 {i}"), &ROWS).await }
-        }))
-        .await;
-        futures::future::join_all(started.iter().map(|id| approve(&world, id))).await;
+        let started =
+            burst_of_approved(&world, &dt, &people, 30, |i| format!("展会差旅 {i}"), &ROWS).await;
         world.deliver_events(store.as_ref()).await;
         AdminClient::new(&world.kd_url, "kingdee")
             .post("faults", &json!({ "outage_seconds": 60 }))

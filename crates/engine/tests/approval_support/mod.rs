@@ -85,6 +85,26 @@ pub async fn start_expense(
     }
 }
 
+/// `n` claims started at once by the claimants in turn (`reason` of each index), then all
+/// approved at once; their instance ids.
+pub async fn burst_of_approved(
+    world: &World,
+    dt: &DingTalkClient,
+    people: &[User],
+    n: usize,
+    reason: impl Fn(usize) -> String,
+    rows: &[(&str, &str)],
+) -> Vec<String> {
+    let started: Vec<String> = futures::future::join_all((0..n).map(|i| {
+        let who = &people[i % people.len()];
+        let reason = reason(i);
+        async move { start_expense(dt, who, &reason, rows).await }
+    }))
+    .await;
+    futures::future::join_all(started.iter().map(|id| approve(world, id))).await;
+    started
+}
+
 /// Agree every task of the instance (the simulator's admin shortcut, same events as execute).
 pub async fn approve(world: &World, instance: &str) {
     AdminClient::new(&world.dt_url, "dingtalk")
